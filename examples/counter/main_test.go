@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/seed013449c2/session"
+)
+
+type counterState struct {
+	Count  *int   `json:"count"`
+	UserID string `json:"user_id"`
+}
+
+func get(t *testing.T, c *http.Client, url string) counterState {
+	t.Helper()
+	res, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, res.Status)
+	}
+	var st counterState
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestCounterFlow(t *testing.T) {
+	m, err := session.New(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	srv := httptest.NewServer(m.Handler(routes()))
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+
+	set := get(t, c, srv.URL+"/set")
+	if set.Count == nil || *set.Count != 0 || set.UserID == "" {
+		t.Fatalf("/set answered %+v", set)
+	}
+	for want := 1; want <= 2; want++ {
+		got := get(t, c, srv.URL+"/")
+		if got.Count == nil || *got.Count != want || got.UserID != set.UserID {
+			t.Fatalf("/ #%d answered %+v, want count %d and user_id %q", want, got, want, set.UserID)
+		}
+	}
+	if got := get(t, c, srv.URL+"/logout"); got.Count != nil || got.UserID != "" {
+		t.Fatalf("/logout answered %+v", got)
+	}
+	// After logout the old session is gone: a missing count counts as 0.
+	if got := get(t, c, srv.URL+"/"); got.Count == nil || *got.Count != 1 || got.UserID != "" {
+		t.Fatalf("/ after logout answered %+v", got)
+	}
+}
+
+func TestRunRejectsUnknownStore(t *testing.T) {
+	if err := run("127.0.0.1:0", "redis", "", false); err == nil {
+		t.Fatal("run accepted -store redis")
+	}
+}

@@ -1,0 +1,695 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Options configures the middleware. The zero value is a safe, working
+// configuration: an in-memory store, the cookie SESSION_ID with secure
+// attributes, a 24-hour idle timeout and a 7-day absolute lifetime.
+type Options struct {
+	// Store keeps the sessions. Nil means a new [MemoryStore], which
+	// [Manager.Close] closes.
+	Store Store
+	// CookieName is the name of the id cookie. Default "SESSION_ID". A
+	// `__Host-` or `__Secure-` name is checked against Cookie when the
+	// middleware is built.
+	CookieName string
+	// Cookie sets the cookie's attributes; see [CookieOptions].
+	Cookie CookieOptions
+	// IdleTimeout ends a session that saw no request for this long. The
+	// expiry is refreshed at most once per tenth of it, so an active
+	// session costs a store write only now and then. Default 24 hours.
+	IdleTimeout time.Duration
+	// Lifetime ends a session this long after it was created, however
+	// active it is. Default 7 days.
+	Lifetime time.Duration
+	// Lock serializes the requests of one session, across every server
+	// that shares the store, so that read-modify-write handlers are exact.
+	// The store must implement [Locker]. [Manager.Locked] does the same
+	// for chosen routes only.
+	Lock bool
+	// LockTimeout bounds the wait for a session's lock; a request that
+	// waits longer is answered through ErrorHandler with an error wrapping
+	// ErrLockTimeout (503 by default). Default 10 seconds.
+	LockTimeout time.Duration
+	// Keys, when set, sign the id in the cookie with HMAC-SHA256: a forged
+	// or random id is refused in constant time before any store call.
+	// The first key signs and every key verifies, so keys rotate by
+	// putting a new key first. Each key must be at least 32 bytes.
+	Keys [][]byte
+	// MaxSize caps the encoded size of one session's values in bytes; a
+	// commit over it fails with an error wrapping ErrTooLarge. Default
+	// 128 KiB.
+	MaxSize int
+	// ErrorHandler answers a request whose session could not be loaded or
+	// saved. The default logs the error and answers 500 (503 for
+	// ErrLockTimeout and ErrFull). The client's cookie is never touched on
+	// an error, so the session is intact once the store is back. For an
+	// error wrapping ErrResponseStarted the response is already on its
+	// way, and the handler can only record the failure.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// Logger receives errors and notable events. Ids never appear in it,
+	// only a short hash. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Errors reported by the middleware.
+var (
+	// ErrTooLarge: the session's encoded values exceed Options.MaxSize.
+	ErrTooLarge = errors.New("session: session too large")
+	// ErrResponseStarted: the session changed after the response's first
+	// byte in a way that needed a new cookie, which can no longer be set.
+	ErrResponseStarted = errors.New("session: changed after the response started")
+	// ErrInvalidOptions: New was given options it cannot honour.
+	ErrInvalidOptions = errors.New("session: invalid options")
+)
+
+const (
+	defaultIdleTimeout = 24 * time.Hour
+	defaultLifetime    = 7 * 24 * time.Hour
+	defaultLockTimeout = 10 * time.Second
+	defaultMaxSize     = 128 << 10
+	// maxCommitTries bounds the compare-and-swap loop of a merge.
+	maxCommitTries = 16
+	// detachedCommitTimeout bounds a commit whose request context was
+	// already cancelled (the client left): the handler's changes are still
+	// saved, but a hung store cannot hold the goroutine forever.
+	detachedCommitTimeout = 10 * time.Second
+)
+
+// Manager is the middleware built from Options. Build one with [New] when
+// the program needs [Manager.Close], [Manager.Locked] or [Manager.Revoke];
+// [Middleware] is the short form.
+type Manager struct {
+	store    Store
+	ownStore *MemoryStore
+	locker   Locker
+	ids      ids
+	cookie   CookieOptions
+	idle     time.Duration
+	lifetime time.Duration
+	lock     bool
+	lockWait time.Duration
+	maxSize  int
+	onError  func(http.ResponseWriter, *http.Request, error)
+	log      *slog.Logger
+}
+
+// New checks opts and builds a Manager. Every error wraps ErrInvalidOptions
+// and says which setting is wrong.
+func New(opts Options) (*Manager, error) {
+	m := &Manager{
+		store:    opts.Store,
+		cookie:   opts.Cookie,
+		idle:     orDefault(opts.IdleTimeout, defaultIdleTimeout),
+		lifetime: orDefault(opts.Lifetime, defaultLifetime),
+		lock:     opts.Lock,
+		lockWait: orDefault(opts.LockTimeout, defaultLockTimeout),
+		maxSize:  orDefault(opts.MaxSize, defaultMaxSize),
+		onError:  opts.ErrorHandler,
+		log:      opts.Logger,
+	}
+	name := opts.CookieName
+	if name == "" {
+		name = defaultCookieName
+	}
+	if err := m.check(opts, name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.onError == nil {
+		m.onError = m.defaultError
+	}
+	if m.store == nil {
+		m.ownStore = NewMemoryStore(MemoryOptions{})
+		m.store = m.ownStore
+	}
+	m.locker, _ = m.store.(Locker)
+	if m.lock && m.locker == nil {
+		m.Close()
+		return nil, fmt.Errorf("%w: Lock is set but the store (%T) does not implement session.Locker", ErrInvalidOptions, m.store)
+	}
+	m.ids = ids{name: name, bytes: 32, key: hashKey}
+	if ks, ok := m.store.(KeyScheme); ok {
+		m.ids.bytes, m.ids.key = ks.IDBytes(), ks.Key
+		if m.ids.bytes < 16 {
+			m.Close()
+			return nil, fmt.Errorf("%w: the store's KeyScheme asks for %d-byte ids; at least 16 are needed", ErrInvalidOptions, m.ids.bytes)
+		}
+	}
+	m.ids.chars = (m.ids.bytes*8 + 5) / 6
+	for _, k := range opts.Keys {
+		m.ids.keys = append(m.ids.keys, slices.Clone(k))
+	}
+	return m, nil
+}
+
+func (m *Manager) check(opts Options, name string) error {
+	switch {
+	case !validCookieName(name):
+		return fmt.Errorf("CookieName %q is not a valid cookie name", name)
+	case opts.IdleTimeout < 0, opts.Lifetime < 0, opts.LockTimeout < 0:
+		return fmt.Errorf("IdleTimeout, Lifetime and LockTimeout must not be negative")
+	case opts.MaxSize < 0:
+		return fmt.Errorf("MaxSize must not be negative")
+	}
+	for i, k := range opts.Keys {
+		if len(k) < minKeyBytes {
+			return fmt.Errorf("Keys[%d] has %d bytes; signing keys need at least %d random bytes", i, len(k), minKeyBytes)
+		}
+	}
+	return opts.Cookie.check(name)
+}
+
+func orDefault[T time.Duration | int](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Middleware returns the session middleware for opts. Options that New
+// would refuse are logged once and every request is answered 500 through
+// the ErrorHandler: a misconfigured server fails closed, visibly.
+func Middleware(opts Options) func(http.Handler) http.Handler {
+	m, err := New(opts)
+	if err != nil {
+		logger := opts.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.Error("session middleware disabled", "err", err)
+		onError := opts.ErrorHandler
+		if onError == nil {
+			onError = func(w http.ResponseWriter, _ *http.Request, _ error) {
+				http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+			}
+		}
+		return func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { onError(w, r, err) })
+		}
+	}
+	return m.Handler
+}
+
+// Close stops the background work of the store the Manager created itself
+// (when Options.Store was nil). A store passed in is the caller's to close.
+func (m *Manager) Close() error {
+	if m.ownStore != nil {
+		return m.ownStore.Close()
+	}
+	return nil
+}
+
+// Handler wraps next so that it finds the request's session with
+// [FromContext].
+func (m *Manager) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.serve(w, r, next, m.lock)
+	})
+}
+
+// Locked wraps next so that requests of one session run it one at a time,
+// across every server that shares the store: the route's read-modify-write
+// is exact. Used inside Handler, it takes the lock and loads the session
+// again, so the handler sees the state left by the previous holder. The
+// store must implement [Locker]; if it does not, every request is answered
+// through the ErrorHandler.
+func (m *Manager) Locked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.serve(w, r, next, true)
+	})
+}
+
+// Revoke ends every session tied to owner with [Session.SetOwner], on every
+// server that shares the store: what a password change or "log out
+// everywhere" calls. It reports how many sessions it ended.
+func (m *Manager) Revoke(ctx context.Context, owner string) (int, error) {
+	if owner == "" {
+		return 0, nil
+	}
+	n, err := m.store.DeleteOwner(ctx, owner, "")
+	if err != nil {
+		return n, fmt.Errorf("session: revoke: %w", err)
+	}
+	return n, nil
+}
+
+type ctxKey struct{}
+
+// FromContext returns the request's session, or nil when ctx did not come
+// through the middleware.
+func FromContext(ctx context.Context) *Session {
+	s, _ := ctx.Value(ctxKey{}).(*Session)
+	return s
+}
+
+// exchange is what one request allocates: its session and the writer that
+// commits it before the first byte.
+type exchange struct {
+	s Session
+	w responseWriter
+}
+
+func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handler, lock bool) {
+	if outer := FromContext(r.Context()); outer != nil && outer.m == m {
+		m.serveNested(w, r, next, outer, lock)
+		return
+	}
+	x := &exchange{}
+	s := &x.s
+	s.m, s.ctx, s.r = m, r.Context(), r
+	value, found := m.ids.cookieValue(r)
+	if found {
+		w.Header().Add("Vary", "Cookie")
+	}
+	if id := m.ids.verify(value); id != "" {
+		s.cookieID = id
+		if lock {
+			unlock, err := m.acquire(s.ctx, m.ids.key(id))
+			if err != nil {
+				m.onError(w, r, err)
+				return
+			}
+			defer unlock()
+			s.locked = true
+		}
+		if err := s.load(id); err != nil {
+			m.onError(w, r, err)
+			return
+		}
+	} else if lock && m.locker == nil {
+		m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
+		return
+	}
+	x.w = responseWriter{ResponseWriter: w, s: s}
+	next.ServeHTTP(&x.w, r.WithContext(context.WithValue(s.ctx, ctxKey{}, s)))
+	x.w.finish()
+}
+
+// serveNested runs a Locked route inside Handler: the outer middleware has
+// loaded the session without the lock, so take it and load again.
+func (m *Manager) serveNested(w http.ResponseWriter, r *http.Request, next http.Handler, s *Session, lock bool) {
+	if !lock || s.locked || s.cookieID == "" {
+		if lock && m.locker == nil {
+			m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
+			return
+		}
+		next.ServeHTTP(w, r)
+		return
+	}
+	unlock, err := m.acquire(s.ctx, m.ids.key(s.cookieID))
+	if err != nil {
+		m.onError(w, r, err)
+		return
+	}
+	defer unlock()
+	s.mu.Lock()
+	s.locked = true
+	err = s.reload()
+	s.mu.Unlock()
+	if err != nil {
+		m.onError(w, r, err)
+		return
+	}
+	rw := &responseWriter{ResponseWriter: w, s: s}
+	next.ServeHTTP(rw, r)
+	rw.finish()
+}
+
+func (m *Manager) acquire(ctx context.Context, key string) (func(), error) {
+	if m.locker == nil {
+		return nil, fmt.Errorf("session: locking needs a store that implements session.Locker (%T does not)", m.store)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.lockWait)
+	defer cancel()
+	unlock, err := m.locker.Lock(ctx, key)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrLockTimeout) {
+			err = fmt.Errorf("%w: %w", ErrLockTimeout, err)
+		}
+		return nil, fmt.Errorf("session: lock %s: %w", logID(key), err)
+	}
+	return unlock, nil
+}
+
+func (m *Manager) defaultError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrResponseStarted) {
+		m.log.ErrorContext(r.Context(), "session not saved", "err", err, "method", r.Method, "path", r.URL.Path)
+		return
+	}
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrLockTimeout) || errors.Is(err, ErrFull) {
+		code = http.StatusServiceUnavailable
+	}
+	m.log.ErrorContext(r.Context(), "session error", "err", err, "method", r.Method, "path", r.URL.Path, "status", code)
+	http.Error(w, http.StatusText(code), code)
+}
+
+// Session is one visitor's session during one request. Its methods are safe
+// for concurrent use by the goroutines of that request. Changes are saved
+// when the response starts (before the first byte reaches the client) and
+// again when the handler returns, if it changed anything after that.
+type Session struct {
+	m   *Manager
+	ctx context.Context
+	r   *http.Request
+
+	mu       sync.Mutex
+	cookieID string  // the well-formed id the request carried
+	id       string  // the session's id; "" until one is needed
+	key      string  // store key of the loaded record
+	base     *Record // the record as loaded or last saved; read-only
+	changes  map[string]json.RawMessage
+	cleared  bool
+	owner    *string // pending owner change
+	regen    bool
+	ended    string // store key of a session destroyed in this request
+	setErr   error
+	locked   bool
+	started  bool // the response's headers are out
+}
+
+func (s *Session) load(id string) error {
+	key := s.m.ids.key(id)
+	rec, err := s.m.store.Load(s.ctx, key)
+	switch {
+	case err == nil:
+		now := time.Now()
+		if rec == nil || !now.Before(rec.Expires) || (!rec.Deadline.IsZero() && !now.Before(rec.Deadline)) {
+			return nil // the store kept it past its time: never serve it
+		}
+		s.id, s.key, s.base = id, key, rec
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return nil // strict mode: an unknown id is never adopted
+	default:
+		return fmt.Errorf("session: load %s: %w", logID(key), err)
+	}
+}
+
+// reload replaces the loaded state with the store's current one, keeping
+// this request's pending changes. The caller holds s.mu.
+func (s *Session) reload() error {
+	if s.key == "" && s.cookieID == "" {
+		return nil
+	}
+	id := s.cookieID
+	if s.key != "" {
+		id = s.id
+	}
+	s.id, s.key, s.base = "", "", nil
+	return s.load(id)
+}
+
+// ID returns the session's id, choosing one for a new session. It is the
+// secret the cookie carries: never log it or put it in a URL.
+func (s *Session) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id == "" {
+		s.id = s.m.ids.newID()
+	}
+	return s.id
+}
+
+// IsNew reports whether the session was not found in the store at the start
+// of the request (or was destroyed during it).
+func (s *Session) IsNew() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.base == nil
+}
+
+// raw returns the current JSON of key. The caller holds s.mu.
+func (s *Session) raw(key string) json.RawMessage {
+	if v, ok := s.changes[key]; ok {
+		return v // nil when deleted
+	}
+	if s.cleared || s.base == nil {
+		return nil
+	}
+	return s.base.Values[key]
+}
+
+func (s *Session) rawLocked(key string) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.raw(key)
+}
+
+// Get returns the value of key decoded as encoding/json decodes into an
+// interface{} (numbers are float64, objects map[string]any), or nil when
+// key is missing. Within one request and across requests Get gives the same
+// answer, since values are stored as JSON when set. Use the typed getters
+// or Decode for exact types.
+func (s *Session) Get(key string) any {
+	return decodeAny(s.rawLocked(key))
+}
+
+// Has reports whether key has a (non-null) value.
+func (s *Session) Has(key string) bool {
+	return !isNull(s.rawLocked(key))
+}
+
+// GetString returns the string value of key, or "" when it is missing or
+// not a string.
+func (s *Session) GetString(key string) string {
+	v, _ := decodeString(s.rawLocked(key))
+	return v
+}
+
+// GetInt returns the integer value of key, or 0 when it is missing or not an
+// integral number. Numbers written by other programs as 3.0 or 3e0 count.
+func (s *Session) GetInt(key string) int {
+	v, _ := decodeInt(s.rawLocked(key))
+	return int(v)
+}
+
+// GetInt64 is GetInt for int64.
+func (s *Session) GetInt64(key string) int64 {
+	v, _ := decodeInt(s.rawLocked(key))
+	return v
+}
+
+// GetFloat64 returns the numeric value of key, or 0.
+func (s *Session) GetFloat64(key string) float64 {
+	v, _ := decodeFloat(s.rawLocked(key))
+	return v
+}
+
+// GetBool returns the boolean value of key, or false.
+func (s *Session) GetBool(key string) bool {
+	v, _ := decodeBool(s.rawLocked(key))
+	return v
+}
+
+// GetTime returns the time.Time value of key (stored as RFC 3339 text, as
+// encoding/json writes it), or the zero time.
+func (s *Session) GetTime(key string) time.Time {
+	v, _ := decodeTime(s.rawLocked(key))
+	return v
+}
+
+// Decode unmarshals the value of key into dst, which must be a pointer, as
+// encoding/json does. It returns an error wrapping ErrNotFound when key is
+// missing.
+func (s *Session) Decode(key string, dst any) error {
+	raw := s.rawLocked(key)
+	if isNull(raw) {
+		return fmt.Errorf("session: decode %q: %w", key, ErrNotFound)
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("session: decode %q: %w", key, err)
+	}
+	return nil
+}
+
+// Set stores value under key. The value is encoded as JSON at once, so
+// later changes to it do not reach the session. A value JSON cannot encode
+// (a channel, a NaN) leaves the key unchanged and fails the request's
+// commit, through the ErrorHandler. Setting nil deletes the key.
+func (s *Session) Set(key string, value any) {
+	raw, err := encodeValue(value)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if s.setErr == nil {
+			s.setErr = fmt.Errorf("session: set %q: %w", key, err)
+		}
+		return
+	}
+	s.put(key, raw)
+}
+
+// put records a change. The caller holds s.mu.
+func (s *Session) put(key string, raw json.RawMessage) {
+	if s.changes == nil {
+		s.changes = make(map[string]json.RawMessage, 4)
+	}
+	s.changes[key] = raw
+}
+
+// Delete removes key.
+func (s *Session) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.put(key, nil)
+}
+
+// Pop returns the value of key, as Get does, and deletes it: a read-once
+// flash message.
+func (s *Session) Pop(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	raw := s.raw(key)
+	if isNull(raw) {
+		return nil
+	}
+	s.put(key, nil)
+	return decodeAny(raw)
+}
+
+// Clear removes every key. The session itself lives on (with no values it
+// is deleted from the store and its cookie expired when the request ends);
+// use Destroy to end it.
+func (s *Session) Clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cleared, s.changes = true, nil
+}
+
+// values returns the current values as one map. The caller holds s.mu.
+func (s *Session) values() map[string]json.RawMessage {
+	return s.merged(s.base)
+}
+
+// merged applies this request's changes to base, a record loaded now or
+// earlier: the key-by-key merge that keeps concurrent requests' changes to
+// other keys. The caller holds s.mu.
+func (s *Session) merged(base *Record) map[string]json.RawMessage {
+	var out map[string]json.RawMessage
+	if base != nil && !s.cleared {
+		out = make(map[string]json.RawMessage, len(base.Values)+len(s.changes))
+		maps.Copy(out, base.Values)
+	} else {
+		out = make(map[string]json.RawMessage, len(s.changes))
+	}
+	for k, v := range s.changes {
+		if isNull(v) {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Keys returns the keys that have values, sorted.
+func (s *Session) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.values()))
+}
+
+// Len returns the number of keys that have values.
+func (s *Session) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.changes) == 0 {
+		if s.base == nil || s.cleared {
+			return 0
+		}
+		return len(s.base.Values)
+	}
+	return len(s.values())
+}
+
+// MarshalJSON returns the session's values as one JSON object with sorted
+// keys, so a handler can answer with the session itself.
+func (s *Session) MarshalJSON() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.changes) == 0 && s.base != nil && !s.cleared {
+		return encodeObject(s.base.Values), nil
+	}
+	return encodeObject(s.values()), nil
+}
+
+// SetOwner ties the session to owner (a user id), so that
+// [Manager.Revoke] or [Session.RevokeOwner] can end all of that owner's
+// sessions. Call it at login, together with Regenerate.
+func (s *Session) SetOwner(owner string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owner = &owner
+}
+
+// Owner returns the session's owner, or "".
+func (s *Session) Owner() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owner != nil {
+		return *s.owner
+	}
+	if s.base != nil {
+		return s.base.Owner
+	}
+	return ""
+}
+
+// RevokeOwner ends every session of this session's owner, on every server
+// that shares the store; with keepCurrent the session of this request
+// survives ("log out my other devices"), without it this one ends too. It
+// reports how many other sessions it ended.
+func (s *Session) RevokeOwner(keepCurrent bool) (int, error) {
+	owner := s.Owner()
+	if owner == "" {
+		return 0, nil
+	}
+	s.mu.Lock()
+	except := s.key
+	s.mu.Unlock()
+	if !keepCurrent {
+		s.Destroy()
+	}
+	n, err := s.m.store.DeleteOwner(s.ctx, owner, except)
+	if err != nil {
+		return n, fmt.Errorf("session: revoke: %w", err)
+	}
+	return n, nil
+}
+
+// Regenerate gives the session a new id and keeps its values; the old id is
+// deleted from the store when the request commits. Call it whenever the
+// privilege level changes, at least at login, so that an id planted before
+// login (session fixation) is worth nothing after it.
+func (s *Session) Regenerate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.regen = true
+}
+
+// Destroy ends the session: its record is deleted and its cookie expired
+// when the request commits. Values set after Destroy start a new session
+// with a new id.
+func (s *Session) Destroy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.key != "" {
+		s.ended = s.key
+	}
+	s.id, s.key, s.base, s.changes, s.cleared, s.owner, s.regen = "", "", nil, nil, false, nil, false
+}
