@@ -395,6 +395,12 @@ func (s *Session) load(id string) error {
 		return nil
 	case errors.Is(err, ErrNotFound):
 		return nil // strict mode: an unknown id is never adopted
+	case errors.Is(err, ErrCorrupt):
+		// Failing would answer 500 to this visitor until the record
+		// expires; a fresh session under a new id loses only what was
+		// already unreadable.
+		s.m.log.ErrorContext(s.ctx, "corrupt session record; starting a fresh session", "session", logID(key), "err", err)
+		return nil
 	default:
 		return fmt.Errorf("session: load %s: %w", logID(key), err)
 	}

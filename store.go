@@ -116,6 +116,10 @@ var (
 	ErrConflict = errors.New("session: concurrent update")
 	// ErrLockTimeout: the session lock was not acquired in time.
 	ErrLockTimeout = errors.New("session: lock wait timed out")
+	// ErrCorrupt: a record exists but cannot be decoded (say, a row edited
+	// by hand). Load returns it wrapped; the middleware logs it and starts
+	// a fresh session instead of failing every request of that visitor.
+	ErrCorrupt = errors.New("session: stored record is corrupt")
 )
 
 // ErrFull is returned by a store that refuses a new session because it holds
