@@ -321,8 +321,10 @@ func TestRoundTripTypes(t *testing.T) {
 func TestReadOnlyRequestWritesNothing(t *testing.T) {
 	st := &countingStore{Store: newMemory(t)}
 	a := newApp(t, session.Options{Store: st}, map[string]http.HandlerFunc{
-		"/set":  setRoute("n", 1),
-		"/read": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, session.FromContext(r.Context()).GetString("n")) },
+		"/set": setRoute("n", 1),
+		"/read": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, session.FromContext(r.Context()).GetString("n"))
+		},
 	})
 	a.get("/set")
 	before := st.writes()
