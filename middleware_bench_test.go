@@ -1,0 +1,69 @@
+package session_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/seed013449c2/session"
+)
+
+// discard is a ResponseWriter reused across iterations, so the benchmarks
+// measure the middleware and not the test harness.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// benchSession runs one real request that creates a session and returns
+// its Cookie header.
+func benchSession(b *testing.B, h http.Handler) string {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/write", nil))
+	c := rec.Result().Cookies()
+	if len(c) != 1 {
+		b.Fatalf("no session cookie: %v", rec.Result().Header)
+	}
+	return c[0].Name + "=" + c[0].Value
+}
+
+func BenchmarkMiddleware(b *testing.B) {
+	m, err := session.New(session.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	var buf [20]byte
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		n := s.GetInt("count")
+		if r.URL.Path == "/write" {
+			n++
+			s.Set("count", n)
+		}
+		w.Write(strconv.AppendInt(buf[:0], int64(n), 10))
+	}))
+	for _, bc := range []struct {
+		name, path string
+		cookie     bool
+	}{
+		{"NoCookie", "/read", false},
+		{"ReadOnly", "/read", true},
+		{"Write", "/write", true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", bc.path, nil)
+			if bc.cookie {
+				req.Header.Set("Cookie", benchSession(b, h))
+			}
+			w := &discard{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			}
+		})
+	}
+}
