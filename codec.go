@@ -186,12 +186,12 @@ func decodeTime(raw json.RawMessage) (time.Time, bool) {
 }
 
 // encodeObject writes values as one JSON object with sorted keys, each value
-// copied as it is stored. Null values are left out.
+// copied as it is stored. Empty values are left out.
 func encodeObject(values map[string]json.RawMessage) []byte {
 	keys := make([]string, 0, len(values))
 	size := 2
 	for k, v := range values {
-		if isNull(v) {
+		if len(v) == 0 {
 			continue
 		}
 		keys = append(keys, k)
@@ -219,16 +219,12 @@ func encodeObject(values map[string]json.RawMessage) []byte {
 }
 
 // decodeObject parses a stored JSON object into its values, leaving each
-// value undecoded. Null values are dropped, so they read as missing.
+// value undecoded. Null values are kept, as stored; the session reads them
+// as missing.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	var values map[string]json.RawMessage
 	if err := json.Unmarshal(data, &values); err != nil {
-		return nil, fmt.Errorf("session: stored data is not a JSON object: %w", err)
-	}
-	for k, v := range values {
-		if isNull(v) {
-			delete(values, k)
-		}
+		return nil, fmt.Errorf("stored data is not a JSON object: %w", err)
 	}
 	if values == nil {
 		values = map[string]json.RawMessage{}

@@ -589,7 +589,11 @@ func (s *Session) merged(base *Record) map[string]json.RawMessage {
 	var out map[string]json.RawMessage
 	if base != nil && !s.cleared {
 		out = make(map[string]json.RawMessage, len(base.Values)+len(s.changes))
-		maps.Copy(out, base.Values)
+		for k, v := range base.Values {
+			if !isNull(v) { // null, as another program may store it, is absence
+				out[k] = v
+			}
+		}
 	} else {
 		out = make(map[string]json.RawMessage, len(s.changes))
 	}
@@ -614,11 +618,8 @@ func (s *Session) Keys() []string {
 func (s *Session) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.changes) == 0 {
-		if s.base == nil || s.cleared {
-			return 0
-		}
-		return len(s.base.Values)
+	if s.base == nil && len(s.changes) == 0 {
+		return 0
 	}
 	return len(s.values())
 }
@@ -628,9 +629,6 @@ func (s *Session) Len() int {
 func (s *Session) MarshalJSON() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.changes) == 0 && s.base != nil && !s.cleared {
-		return encodeObject(s.base.Values), nil
-	}
 	return encodeObject(s.values()), nil
 }
 

@@ -35,17 +35,20 @@ type Store interface {
 	// may hand the same record to several callers.
 	Load(ctx context.Context, key string) (*Record, error)
 
-	// Create stores rec under key, which must be free. It returns an error
-	// wrapping ErrExists when a live record is already stored there. The
-	// store takes ownership of rec; the caller does not touch it afterwards.
+	// Create stores rec under key, which must be free, and sets rec.Version
+	// to the version it stored. It returns an error wrapping ErrExists when
+	// a live record is already stored there. The store takes ownership of
+	// rec: the caller only reads it afterwards.
 	Create(ctx context.Context, key string, rec *Record) error
 
 	// Save replaces the record stored under key with rec, provided the
 	// stored record still has version rec.Version (the version that was
-	// loaded). The store gives the saved record a new version. Save returns
+	// loaded). The store gives the saved record a new version and sets
+	// rec.Version to it, so the caller can save again. Save returns
 	// an error wrapping ErrConflict when the stored version differs, and one
 	// wrapping ErrNotFound when there is no live record under key: Save
-	// never creates a record. The store takes ownership of rec.
+	// never creates a record. The store takes ownership of rec, as in
+	// Create.
 	Save(ctx context.Context, key string, rec *Record) error
 
 	// Touch sets the Expires of the live record under key without changing

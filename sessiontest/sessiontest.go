@@ -1,0 +1,836 @@
+// Package sessiontest checks that a [session.Store] keeps the contract
+// documented in package session. Every store in this module runs it, and so
+// can a store written elsewhere: one call in a test covers every promise the
+// middleware relies on, from expiry on read to compare-and-swap under load.
+//
+// Each subtest gets a fresh store from the caller's constructor and works
+// under random keys and owners, so the suite can run against a shared real
+// database without interfering with other data. When the store also
+// implements [session.Locker], the lock is checked too.
+//
+// Times are built in UTC and truncated to the microsecond, the precision SQL
+// databases keep, and compared with [time.Time.Equal]. Values are compared as
+// JSON, so a store may reformat them (a database JSON column reorders keys and
+// drops spaces) as long as the meaning is kept.
+package sessiontest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seed013449c2/session"
+)
+
+// Run runs the conformance suite as subtests of t. newStore must return a
+// ready store and register with t.Cleanup whatever closing it needs; it is
+// called once per subtest.
+func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+	t.Helper()
+	storeTests := []struct {
+		name string
+		run  func(*testing.T, session.Store)
+	}{
+		{"LoadMissing", testLoadMissing},
+		{"CreateLoadRoundTrip", testRoundTrip},
+		{"CreateOnLiveKey", testCreateOnLiveKey},
+		{"CreateOverExpired", testCreateOverExpired},
+		{"Save", testSave},
+		{"SaveStaleVersion", testSaveStale},
+		{"SaveNeverCreates", testSaveNeverCreates},
+		{"Touch", testTouch},
+		{"ExpiredIsNotFound", testExpired},
+		{"ExpiresWhileStored", testExpiresWhileStored},
+		{"Delete", testDelete},
+		{"DeleteOwner", testDeleteOwner},
+		{"DeleteOwnerFollowsSave", testDeleteOwnerFollowsSave},
+		{"LoadedRecordIsSnapshot", testSnapshot},
+		{"CancelledContext", testCancelled},
+		{"ConcurrentIncrements", testConcurrentIncrements},
+		{"ConcurrentDistinctKeys", testConcurrentDistinctKeys},
+	}
+	for _, tc := range storeTests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
+	}
+
+	t.Run("Locker", func(t *testing.T) {
+		if _, ok := newStore(t).(session.Locker); !ok {
+			t.Skip("the store does not implement session.Locker")
+		}
+		lockerTests := []struct {
+			name string
+			run  func(*testing.T, session.Locker)
+		}{
+			{"MutualExclusion", testLockExclusion},
+			{"UnlockTwice", testUnlockTwice},
+			{"ContextEndsWait", testLockContext},
+			{"ReleasedAtOnce", testLockReleased},
+			{"KeysIndependent", testLockKeysIndependent},
+		}
+		for _, tc := range lockerTests {
+			t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t).(session.Locker)) })
+		}
+	})
+}
+
+func testLoadMissing(t *testing.T, s session.Store) {
+	_, err := s.Load(t.Context(), newKey(t))
+	if !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Load of a missing key: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testRoundTrip(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	rich := newRecord(t, newOwner(t), map[string]any{
+		"count":  1,
+		"user":   "abc",
+		"big":    1234567890123,
+		"ratio":  0.25,
+		"flag":   true,
+		"none":   nil,
+		"nested": map[string]any{"list": []any{1, "two", 3.5}, "empty": map[string]any{}},
+		"text":   "é ✓ \u2028 <a&b> \"quoted\" \\ \n",
+	})
+	anonymous := newRecord(t, "", map[string]any{"n": 0})
+	anonymous.Deadline = time.Time{}
+
+	for _, tc := range []struct {
+		name string
+		rec  *session.Record
+	}{
+		{"owner and deadline", rich},
+		{"no owner, zero deadline", anonymous},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newKey(t)
+			want := cloneRecord(tc.rec)
+			if err := s.Create(ctx, key, tc.rec); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			got := mustLoad(t, s, key)
+			checkRecord(t, got, want)
+		})
+	}
+}
+
+func testCreateOnLiveKey(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	first := newRecord(t, "", map[string]any{"who": "first"})
+	want := cloneRecord(first)
+	mustCreate(t, s, key, first)
+
+	err := s.Create(ctx, key, newRecord(t, "", map[string]any{"who": "second"}))
+	if !errors.Is(err, session.ErrExists) {
+		t.Fatalf("Create on a live key: err = %v, want ErrExists", err)
+	}
+	checkRecord(t, mustLoad(t, s, key), want)
+}
+
+func testCreateOverExpired(t *testing.T, s session.Store) {
+	key := newKey(t)
+	mustCreate(t, s, key, expiredRecord(t, "", map[string]any{"who": "old"}))
+
+	fresh := newRecord(t, newOwner(t), map[string]any{"who": "new"})
+	want := cloneRecord(fresh)
+	if err := s.Create(t.Context(), key, fresh); err != nil {
+		t.Fatalf("Create over an expired record: %v", err)
+	}
+	checkRecord(t, mustLoad(t, s, key), want)
+}
+
+func testSave(t *testing.T, s session.Store) {
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, "", map[string]any{"count": 1}))
+	loaded := mustLoad(t, s, key)
+
+	next := cloneRecord(loaded)
+	next.Values = encode(t, map[string]any{"count": 2, "user": "u1"})
+	next.Owner = newOwner(t)
+	next.Expires = stamp(time.Now().Add(2 * time.Hour))
+	want := cloneRecord(next)
+	mustSave(t, s, key, next)
+
+	saved := mustLoad(t, s, key)
+	checkRecord(t, saved, want)
+	if saved.Version == loaded.Version {
+		t.Fatalf("Save kept version %d; the saved record needs a new one", saved.Version)
+	}
+
+	// The new version must itself be usable for the next compare-and-swap.
+	again := cloneRecord(saved)
+	again.Values = encode(t, map[string]any{"count": 3})
+	want = cloneRecord(again)
+	mustSave(t, s, key, again)
+	checkRecord(t, mustLoad(t, s, key), want)
+}
+
+func testSaveStale(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, "", map[string]any{"count": 1}))
+	loaded := mustLoad(t, s, key)
+
+	winner := cloneRecord(loaded)
+	winner.Values = encode(t, map[string]any{"count": 2})
+	want := cloneRecord(winner)
+	mustSave(t, s, key, winner)
+
+	loser := cloneRecord(loaded)
+	loser.Values = encode(t, map[string]any{"count": 99})
+	if err := s.Save(ctx, key, loser); !errors.Is(err, session.ErrConflict) {
+		t.Fatalf("Save with a stale version: err = %v, want ErrConflict", err)
+	}
+	checkRecord(t, mustLoad(t, s, key), want)
+}
+
+func testSaveNeverCreates(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, key string) (version int64)
+	}{
+		{"never created", func(*testing.T, string) int64 { return 0 }},
+		{"deleted", func(t *testing.T, key string) int64 {
+			mustCreate(t, s, key, newRecord(t, "", map[string]any{"n": 1}))
+			version := mustLoad(t, s, key).Version
+			if err := s.Delete(ctx, key); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			return version
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newKey(t)
+			rec := newRecord(t, "", map[string]any{"n": 2})
+			rec.Version = tc.setup(t, key)
+			if err := s.Save(ctx, key, rec); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Save: err = %v, want ErrNotFound", err)
+			}
+			mustBeGone(t, s, key, "after Save")
+		})
+	}
+}
+
+func testTouch(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, newOwner(t), map[string]any{"count": 1}))
+	before := mustLoad(t, s, key)
+
+	expires := stamp(time.Now().Add(3 * time.Hour))
+	if err := s.Touch(ctx, key, expires); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	after := mustLoad(t, s, key)
+	want := cloneRecord(before)
+	want.Expires = expires
+	checkRecord(t, after, want)
+	if after.Version != before.Version {
+		t.Fatalf("Touch changed the version from %d to %d", before.Version, after.Version)
+	}
+
+	// An unchanged version means a request that loaded before the refresh
+	// can still write back.
+	next := cloneRecord(before)
+	next.Values = encode(t, map[string]any{"count": 2})
+	mustSave(t, s, key, next)
+
+	missing := newKey(t)
+	if err := s.Touch(ctx, missing, expires); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch of a missing key: err = %v, want ErrNotFound", err)
+	}
+	mustBeGone(t, s, missing, "after Touch")
+}
+
+// testExpired stores records that are already past their Expires, so no
+// cleanup can have run: the store must check expiry on the read itself.
+func testExpired(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, expiredRecord(t, "", map[string]any{"n": 1}))
+
+	mustBeGone(t, s, key, "of an expired record")
+	if err := s.Touch(ctx, key, stamp(time.Now().Add(time.Hour))); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch of an expired record: err = %v, want ErrNotFound", err)
+	}
+	mustBeGone(t, s, key, "after Touch revived an expired record")
+	rec := newRecord(t, "", map[string]any{"n": 2})
+	if err := s.Save(ctx, key, rec); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Save over an expired record: err = %v, want ErrNotFound", err)
+	}
+	mustBeGone(t, s, key, "after Save")
+}
+
+// testExpiresWhileStored lets a live record's Expires pass, with the version
+// the caller loaded, so that neither a wrong version nor a past time at
+// Create can explain the answer.
+func testExpiresWhileStored(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	rec := newRecord(t, "", map[string]any{"n": 1})
+	rec.Expires = stamp(time.Now().Add(250 * time.Millisecond))
+	expires := rec.Expires
+	mustCreate(t, s, key, rec)
+	loaded := mustLoad(t, s, key)
+
+	time.Sleep(time.Until(expires) + 20*time.Millisecond)
+
+	mustBeGone(t, s, key, "after Expires passed")
+	next := cloneRecord(loaded)
+	next.Values = encode(t, map[string]any{"n": 2})
+	next.Expires = stamp(time.Now().Add(time.Hour))
+	if err := s.Save(ctx, key, next); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Save after Expires passed: err = %v, want ErrNotFound", err)
+	}
+	if err := s.Touch(ctx, key, stamp(time.Now().Add(time.Hour))); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch after Expires passed: err = %v, want ErrNotFound", err)
+	}
+	mustBeGone(t, s, key, "after Save and Touch")
+}
+
+func testDelete(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, "", map[string]any{"n": 1}))
+	for i := range 2 {
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatalf("Delete #%d: %v", i+1, err)
+		}
+		mustBeGone(t, s, key, "after Delete")
+	}
+	if err := s.Delete(ctx, newKey(t)); err != nil {
+		t.Fatalf("Delete of a key never used: %v", err)
+	}
+	// The key is free again.
+	mustCreate(t, s, key, newRecord(t, "", map[string]any{"n": 2}))
+}
+
+func testDeleteOwner(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	alice, bob := newOwner(t), newOwner(t)
+	keys := map[string]string{} // name -> key
+	for _, r := range []struct{ name, owner string }{
+		{"alice1", alice}, {"alice2", alice}, {"alice3", alice},
+		{"bob", bob}, {"anonymous", ""},
+	} {
+		keys[r.name] = newKey(t)
+		mustCreate(t, s, keys[r.name], newRecord(t, r.owner, map[string]any{"name": r.name}))
+	}
+
+	steps := []struct {
+		owner, except string
+		wantN         int
+		gone, kept    []string
+	}{
+		{alice, keys["alice2"], 2, []string{"alice1", "alice3"}, []string{"alice2", "bob", "anonymous"}},
+		{alice, "", 1, []string{"alice2"}, []string{"bob", "anonymous"}},
+		{"", "", 0, nil, []string{"bob", "anonymous"}},
+		{newOwner(t), "", 0, nil, []string{"bob", "anonymous"}},
+		{bob, keys["bob"], 0, nil, []string{"bob", "anonymous"}},
+		{bob, newKey(t), 1, []string{"bob"}, []string{"anonymous"}},
+	}
+	for i, st := range steps {
+		n, err := s.DeleteOwner(ctx, st.owner, st.except)
+		if err != nil {
+			t.Fatalf("step %d: DeleteOwner: %v", i, err)
+		}
+		if n != st.wantN {
+			t.Errorf("step %d: DeleteOwner removed %d records, want %d", i, n, st.wantN)
+		}
+		for _, name := range st.gone {
+			mustBeGone(t, s, keys[name], "of "+name+" after DeleteOwner")
+		}
+		for _, name := range st.kept {
+			if _, err := s.Load(ctx, keys[name]); err != nil {
+				t.Fatalf("step %d: Load of %s: %v, want it kept", i, name, err)
+			}
+		}
+	}
+}
+
+// testDeleteOwnerFollowsSave checks that DeleteOwner sees the owner a record
+// has now, not the one it was created with: logging in sets the owner of an
+// anonymous session, and "log out everywhere" must find it.
+func testDeleteOwnerFollowsSave(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	before, after := newOwner(t), newOwner(t)
+	for _, tc := range []struct{ name, from string }{
+		{"owner set", ""},
+		{"owner changed", before},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newKey(t)
+			mustCreate(t, s, key, newRecord(t, tc.from, map[string]any{"n": 1}))
+			next := cloneRecord(mustLoad(t, s, key))
+			next.Owner = after
+			mustSave(t, s, key, next)
+
+			if tc.from != "" {
+				if n, err := s.DeleteOwner(ctx, tc.from, ""); err != nil || n != 0 {
+					t.Fatalf("DeleteOwner of the former owner = %d, %v; want 0, nil", n, err)
+				}
+				mustLoad(t, s, key)
+			}
+			if n, err := s.DeleteOwner(ctx, after, ""); err != nil || n != 1 {
+				t.Fatalf("DeleteOwner of the new owner = %d, %v; want 1, nil", n, err)
+			}
+			mustBeGone(t, s, key, "after DeleteOwner")
+		})
+	}
+}
+
+// testSnapshot checks that a loaded record is a snapshot: the middleware reads
+// it for the whole request while other requests of the session write.
+func testSnapshot(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, newOwner(t), map[string]any{"count": 1, "user": "u1"}))
+	loaded := mustLoad(t, s, key)
+	snapshot := cloneRecord(loaded)
+
+	// Touch both before and after the Save: either may be what a store
+	// gets wrong by writing into the record it handed out.
+	touch := func(d time.Duration) {
+		t.Helper()
+		if err := s.Touch(ctx, key, stamp(time.Now().Add(d))); err != nil {
+			t.Fatalf("Touch: %v", err)
+		}
+	}
+	touch(4 * time.Hour)
+	next := cloneRecord(loaded)
+	next.Values = encode(t, map[string]any{"count": 2, "extra": true})
+	next.Owner = newOwner(t)
+	mustSave(t, s, key, next)
+	touch(5 * time.Hour)
+
+	checkRecord(t, loaded, snapshot)
+	if loaded.Version != snapshot.Version {
+		t.Fatalf("loaded record's version changed from %d to %d", snapshot.Version, loaded.Version)
+	}
+	for k, v := range snapshot.Values {
+		if !bytes.Equal(loaded.Values[k], v) {
+			t.Fatalf("loaded record's value %q changed from %s to %s", k, v, loaded.Values[k])
+		}
+	}
+}
+
+func testCancelled(t *testing.T, s session.Store) {
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, newOwner(t), map[string]any{"n": 1}))
+	loaded := mustLoad(t, s, key)
+	freshKey, fresh := newKey(t), newRecord(t, "", map[string]any{"n": 1})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+
+	// Each call targets a key where it would otherwise succeed, so only the
+	// context can explain the error.
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Load", func() error { _, err := s.Load(ctx, key); return err }},
+		{"Create", func() error { return s.Create(ctx, freshKey, fresh) }},
+		{"Save", func() error { return s.Save(ctx, key, cloneRecord(loaded)) }},
+		{"Touch", func() error { return s.Touch(ctx, key, stamp(time.Now().Add(time.Hour))) }},
+		{"Delete", func() error { return s.Delete(ctx, key) }},
+		{"DeleteOwner", func() error { _, err := s.DeleteOwner(ctx, loaded.Owner, ""); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s with a cancelled context: err = %v, want context.Canceled", tc.name, err)
+			}
+		})
+	}
+}
+
+// update is the middleware's write-back loop in miniature: load, change,
+// compare-and-swap, and start over from the fresh record on ErrConflict.
+func update(ctx context.Context, s session.Store, key string, change func(map[string]json.RawMessage) error) error {
+	for attempt := 0; attempt < 10_000; attempt++ {
+		loaded, err := s.Load(ctx, key)
+		if err != nil {
+			return err
+		}
+		next := cloneRecord(loaded)
+		if err := change(next.Values); err != nil {
+			return err
+		}
+		err = s.Save(ctx, key, next)
+		if !errors.Is(err, session.ErrConflict) {
+			return err
+		}
+	}
+	return errors.New("no Save succeeded in 10000 attempts")
+}
+
+func testConcurrentIncrements(t *testing.T, s session.Store) {
+	const workers, increments = 20, 5
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, "", map[string]any{"count": 0}))
+
+	increment := func(values map[string]json.RawMessage) error {
+		var n int
+		if err := json.Unmarshal(values["count"], &n); err != nil {
+			return err
+		}
+		b, err := json.Marshal(n + 1)
+		values["count"] = b
+		return err
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range increments {
+				if err := update(ctx, s, key, increment); err != nil {
+					t.Errorf("increment: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	var got int
+	if err := json.Unmarshal(mustLoad(t, s, key).Values["count"], &got); err != nil {
+		t.Fatalf("decode count: %v", err)
+	}
+	if got != workers*increments {
+		t.Fatalf("count = %d after %d increments; compare-and-swap lost updates", got, workers*increments)
+	}
+}
+
+func testConcurrentDistinctKeys(t *testing.T, s session.Store) {
+	const workers = 20
+	ctx := t.Context()
+	key := newKey(t)
+	mustCreate(t, s, key, newRecord(t, "", map[string]any{"base": true}))
+
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("worker%02d", i)
+			err := update(ctx, s, key, func(values map[string]json.RawMessage) error {
+				values[name] = json.RawMessage(`true`)
+				return nil
+			})
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	values := mustLoad(t, s, key).Values
+	if len(values) != workers+1 {
+		t.Errorf("record has %d values, want %d: %v", len(values), workers+1, keysOf(values))
+	}
+	for i := range workers {
+		if name := fmt.Sprintf("worker%02d", i); values[name] == nil {
+			t.Errorf("value %q was lost", name)
+		}
+	}
+}
+
+func testLockExclusion(t *testing.T, l session.Locker) {
+	const workers, rounds = 10, 3
+	ctx := t.Context()
+	key := newKey(t)
+	var inside, overlaps atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				unlock, err := l.Lock(ctx, key)
+				if err != nil {
+					t.Errorf("Lock: %v", err)
+					return
+				}
+				if inside.Add(1) > 1 {
+					overlaps.Add(1)
+				}
+				time.Sleep(time.Millisecond) // give an overlapping holder time to show up
+				inside.Add(-1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := overlaps.Load(); n != 0 {
+		t.Fatalf("%d times a holder got the lock while another held it", n)
+	}
+}
+
+func testUnlockTwice(t *testing.T, l session.Locker) {
+	ctx := t.Context()
+	key := newKey(t)
+	first := mustLock(t, l, key)
+	first()
+
+	second := mustLock(t, l, key)
+	first() // a stale second release must not free the current holder's lock
+	if unlock, err := lockWithin(ctx, l, key, 50*time.Millisecond); err == nil {
+		unlock()
+		t.Fatal("a repeated unlock released another holder's lock")
+	}
+
+	// Releasing from another goroutine is allowed.
+	done := make(chan struct{})
+	go func() { second(); close(done) }()
+	<-done
+	mustLock(t, l, key)()
+}
+
+func testLockContext(t *testing.T, l session.Locker) {
+	key := newKey(t)
+	defer mustLock(t, l, key)()
+
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+		want error
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(t.Context(), 50*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			unlock, err := l.Lock(ctx, key)
+			if err == nil {
+				unlock()
+				t.Fatal("Lock succeeded while another holder has the lock")
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Lock: err = %v, want it to wrap %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func testLockReleased(t *testing.T, l session.Locker) {
+	ctx := t.Context()
+	key := newKey(t)
+	unlock := mustLock(t, l, key)
+
+	acquired := make(chan error, 1)
+	go func() {
+		unlock, err := lockWithin(ctx, l, key, 500*time.Millisecond)
+		if err == nil {
+			unlock()
+		}
+		acquired <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // let the waiter block
+	unlock()
+	if err := <-acquired; err != nil {
+		t.Fatalf("waiter did not get the lock after the holder released it: %v", err)
+	}
+
+	unlock, err := lockWithin(ctx, l, key, 500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Lock after every holder released it: %v", err)
+	}
+	unlock()
+}
+
+func testLockKeysIndependent(t *testing.T, l session.Locker) {
+	ctx := t.Context()
+	defer mustLock(t, l, newKey(t))()
+	unlock, err := lockWithin(ctx, l, newKey(t), 500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Lock of a second key while the first is held: %v", err)
+	}
+	unlock()
+}
+
+func mustLock(t *testing.T, l session.Locker, key string) func() {
+	t.Helper()
+	unlock, err := lockWithin(t.Context(), l, key, 500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	return unlock
+}
+
+func lockWithin(ctx context.Context, l session.Locker, key string, d time.Duration) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return l.Lock(ctx, key)
+}
+
+// newKey returns a random key shaped like the default one, a hex SHA-256, so
+// that keys of different runs against one database never meet.
+func newKey(t testing.TB) string {
+	return randomHex(t, 32)
+}
+
+func newOwner(t testing.TB) string {
+	return "sessiontest-" + randomHex(t, 8)
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("crypto/rand: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// stamp gives a time the precision every store keeps.
+func stamp(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func encode(t testing.TB, values map[string]any) map[string]json.RawMessage {
+	t.Helper()
+	out := make(map[string]json.RawMessage, len(values))
+	for k, v := range values {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("encode %q: %v", k, err)
+		}
+		out[k] = b
+	}
+	return out
+}
+
+func newRecord(t testing.TB, owner string, values map[string]any) *session.Record {
+	now := stamp(time.Now())
+	return &session.Record{
+		Values:   encode(t, values),
+		Owner:    owner,
+		Created:  now,
+		Expires:  now.Add(time.Hour),
+		Deadline: now.Add(24 * time.Hour),
+	}
+}
+
+func expiredRecord(t testing.TB, owner string, values map[string]any) *session.Record {
+	rec := newRecord(t, owner, values)
+	rec.Created = rec.Created.Add(-2 * time.Hour)
+	rec.Expires = rec.Expires.Add(-2 * time.Hour)
+	return rec
+}
+
+// cloneRecord copies rec deeply enough that neither copy can change the
+// other: the store may share what it returns from Load between callers.
+func cloneRecord(rec *session.Record) *session.Record {
+	c := *rec
+	c.Values = make(map[string]json.RawMessage, len(rec.Values))
+	for k, v := range rec.Values {
+		c.Values[k] = bytes.Clone(v)
+	}
+	return &c
+}
+
+func mustCreate(t *testing.T, s session.Store, key string, rec *session.Record) {
+	t.Helper()
+	if err := s.Create(t.Context(), key, rec); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+}
+
+func mustLoad(t *testing.T, s session.Store, key string) *session.Record {
+	t.Helper()
+	rec, err := s.Load(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if rec == nil {
+		t.Fatal("Load returned a nil record and no error")
+	}
+	return rec
+}
+
+func mustSave(t *testing.T, s session.Store, key string, rec *session.Record) {
+	t.Helper()
+	if err := s.Save(t.Context(), key, rec); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+}
+
+func mustBeGone(t *testing.T, s session.Store, key, when string) {
+	t.Helper()
+	if rec, err := s.Load(t.Context(), key); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Load %s = %+v, %v; want ErrNotFound", when, rec, err)
+	}
+}
+
+// checkRecord compares everything a store must keep; Version is the store's
+// own and is checked where the contract says what it must be.
+func checkRecord(t *testing.T, got, want *session.Record) {
+	t.Helper()
+	if diff := diffValues(got.Values, want.Values); diff != "" {
+		t.Errorf("Values: %s", diff)
+	}
+	if got.Owner != want.Owner {
+		t.Errorf("Owner = %q, want %q", got.Owner, want.Owner)
+	}
+	for _, f := range []struct {
+		name      string
+		got, want time.Time
+	}{
+		{"Created", got.Created, want.Created},
+		{"Expires", got.Expires, want.Expires},
+		{"Deadline", got.Deadline, want.Deadline},
+	} {
+		if !f.got.Equal(f.want) {
+			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)
+		}
+	}
+}
+
+// diffValues compares values as JSON documents rather than bytes.
+func diffValues(got, want map[string]json.RawMessage) string {
+	if len(got) != len(want) {
+		return "keys " + keysOf(got) + ", want " + keysOf(want)
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			return "missing key " + k
+		}
+		var gv, wv any
+		if err := json.Unmarshal(g, &gv); err != nil {
+			return k + ": stored value is not JSON: " + err.Error()
+		}
+		if err := json.Unmarshal(w, &wv); err != nil {
+			return k + ": " + err.Error()
+		}
+		if !reflect.DeepEqual(gv, wv) {
+			return k + " = " + string(g) + ", want " + string(w)
+		}
+	}
+	return ""
+}
+
+func keysOf(values map[string]json.RawMessage) string {
+	return fmt.Sprint(slices.Sorted(maps.Keys(values)))
+}

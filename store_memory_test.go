@@ -1,0 +1,483 @@
+package session_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/sessiontest"
+)
+
+func openMemoryStore(t testing.TB, opts session.MemoryOptions) *session.MemoryStore {
+	t.Helper()
+	s := session.NewMemoryStore(opts)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func memRecord(owner string, expires time.Time) *session.Record {
+	now := time.Now()
+	return &session.Record{
+		Values:   map[string]json.RawMessage{"n": json.RawMessage(`1`)},
+		Owner:    owner,
+		Created:  now,
+		Expires:  expires,
+		Deadline: now.Add(24 * time.Hour),
+	}
+}
+
+func TestMemoryStoreConformance(t *testing.T) {
+	sessiontest.Run(t, func(t *testing.T) session.Store {
+		return openMemoryStore(t, session.MemoryOptions{})
+	})
+}
+
+func TestMemoryStoreNilRecord(t *testing.T) {
+	ctx := t.Context()
+	s := openMemoryStore(t, session.MemoryOptions{})
+	if err := s.Create(ctx, "k", nil); err == nil {
+		t.Error("Create of a nil record succeeded")
+	}
+	if err := s.Create(ctx, "k", memRecord("", time.Now().Add(time.Hour))); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := s.Save(ctx, "k", nil); err == nil {
+		t.Error("Save of a nil record succeeded")
+	}
+	if _, err := s.Load(ctx, "k"); err != nil {
+		t.Fatalf("Load after the refused Save: %v", err)
+	}
+}
+
+func TestMemoryStoreFull(t *testing.T) {
+	const maxSessions = 5
+	ctx := t.Context()
+	s := openMemoryStore(t, session.MemoryOptions{MaxSessions: maxSessions})
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+
+	for i := range maxSessions {
+		if err := s.Create(ctx, fmt.Sprint("old", i), memRecord("", past)); err != nil {
+			t.Fatalf("Create of expired record %d: %v", i, err)
+		}
+	}
+	// The store is at its cap, but only with expired records: they make room.
+	for i := range maxSessions {
+		if err := s.Create(ctx, fmt.Sprint("live", i), memRecord("", future)); err != nil {
+			t.Fatalf("Create of live record %d in a store full of expired ones: %v", i, err)
+		}
+	}
+	if n := s.Len(); n != maxSessions {
+		t.Fatalf("Len = %d, want %d", n, maxSessions)
+	}
+
+	err := s.Create(ctx, "extra", memRecord("", future))
+	if !errors.Is(err, session.ErrFull) {
+		t.Fatalf("Create in a store full of live sessions: err = %v, want ErrFull", err)
+	}
+
+	// Existing sessions keep working.
+	rec, err := s.Load(ctx, "live0")
+	if err != nil {
+		t.Fatalf("Load in a full store: %v", err)
+	}
+	next := *rec
+	if err := s.Save(ctx, "live0", &next); err != nil {
+		t.Fatalf("Save in a full store: %v", err)
+	}
+	if err := s.Touch(ctx, "live0", future.Add(time.Hour)); err != nil {
+		t.Fatalf("Touch in a full store: %v", err)
+	}
+
+	// A session that ends frees its room.
+	if err := s.Delete(ctx, "live0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, "extra", memRecord("", future)); err != nil {
+		t.Fatalf("Create after a Delete made room: %v", err)
+	}
+}
+
+// TestMemoryStoreFullUnderFlood checks that concurrent Creates never push the
+// store past its cap.
+func TestMemoryStoreFullUnderFlood(t *testing.T) {
+	const maxSessions, attempts = 20, 100
+	ctx := t.Context()
+	s := openMemoryStore(t, session.MemoryOptions{MaxSessions: maxSessions})
+	var created, full atomic.Int32
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Create(ctx, fmt.Sprint("k", i), memRecord("", time.Now().Add(time.Hour)))
+			switch {
+			case err == nil:
+				created.Add(1)
+			case errors.Is(err, session.ErrFull):
+				full.Add(1)
+			default:
+				t.Errorf("Create: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != maxSessions || full.Load() != attempts-maxSessions {
+		t.Fatalf("%d created and %d refused, want %d and %d", created.Load(), full.Load(), maxSessions, attempts-maxSessions)
+	}
+	if n := s.Len(); n != maxSessions {
+		t.Fatalf("Len = %d, want %d", n, maxSessions)
+	}
+}
+
+// TestMemoryStoreCleanup proves the sweep drops the store's references to
+// expired records by watching the garbage collector reclaim them: a record
+// the store still holds cannot be collected, so the control case is exact.
+func TestMemoryStoreCleanup(t *testing.T) {
+	const expired = 100
+	for _, tc := range []struct {
+		name      string
+		interval  time.Duration
+		wantFreed bool
+	}{
+		{"short interval", 5 * time.Millisecond, true},
+		{"sweep not due", time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openMemoryStore(t, session.MemoryOptions{CleanupInterval: tc.interval})
+			var freed atomic.Int32
+			for i := range expired {
+				rec := memRecord("owner", time.Now().Add(-time.Minute))
+				runtime.AddCleanup(rec, func(n *atomic.Int32) { n.Add(1) }, &freed)
+				if err := s.Create(ctx, fmt.Sprint("expired", i), rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Create(ctx, "live", memRecord("owner", time.Now().Add(time.Hour))); err != nil {
+				t.Fatal(err)
+			}
+
+			rounds := 3 // enough for a reachable record to prove it stays
+			if tc.wantFreed {
+				rounds = 200
+			}
+			for range rounds {
+				runtime.GC()
+				if freed.Load() == expired {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			switch got := freed.Load(); {
+			case tc.wantFreed && got != expired:
+				t.Fatalf("%d of %d expired records were freed", got, expired)
+			case !tc.wantFreed && got != 0:
+				t.Fatalf("%d expired records were freed with no sweep due", got)
+			}
+			if _, err := s.Load(ctx, "live"); err != nil {
+				t.Fatalf("Load of the live record: %v", err)
+			}
+			// The owner index forgot the swept records too.
+			wantOwned := 1
+			if !tc.wantFreed {
+				wantOwned += expired
+			}
+			if n, err := s.DeleteOwner(ctx, "owner", ""); err != nil || n != wantOwned {
+				t.Fatalf("DeleteOwner = %d, %v; want %d, nil", n, err, wantOwned)
+			}
+		})
+	}
+}
+
+// cleanupGoroutines counts the cleanup goroutines of every MemoryStore in
+// the process: the only goroutines NewMemoryStore starts. It matches the
+// creator line because a goroutine that has not run yet shows a wrapper, not
+// the method.
+func cleanupGoroutines() int {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "created by github.com/seed013449c2/session.NewMemoryStore in ")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
+	before := cleanupGoroutines()
+	s := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: time.Millisecond})
+	if got := cleanupGoroutines(); got != before+1 {
+		t.Fatalf("%d cleanup goroutines after NewMemoryStore, want %d", got, before+1)
+	}
+
+	var wg sync.WaitGroup
+	for range 3 { // Close is idempotent, also when racing itself
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Close waits for the goroutine's last deferred call; give the runtime
+	// a moment to retire it.
+	for deadline := time.Now().Add(5 * time.Second); cleanupGoroutines() != before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cleanup goroutines after Close, want %d", cleanupGoroutines(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// The store itself still works; only the background sweep is gone.
+	ctx := t.Context()
+	if err := s.Create(ctx, "k", memRecord("", time.Now().Add(time.Hour))); err != nil {
+		t.Fatalf("Create after Close: %v", err)
+	}
+	if _, err := s.Load(ctx, "k"); err != nil {
+		t.Fatalf("Load after Close: %v", err)
+	}
+}
+
+func TestMemoryStoreLoadAllocs(t *testing.T) {
+	ctx := t.Context()
+	s := openMemoryStore(t, session.MemoryOptions{})
+	if err := s.Create(ctx, "live", memRecord("", time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, "expired", memRecord("", time.Now().Add(-time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Load(ctx, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		key     string
+		wantErr error
+	}{
+		{"live", nil},
+		{"missing", session.ErrNotFound},
+		{"expired", session.ErrNotFound},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			var rec *session.Record
+			allocs := testing.AllocsPerRun(1000, func() {
+				rec, err = s.Load(ctx, tc.key)
+			})
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Load: err = %v, want %v", err, tc.wantErr)
+			}
+			if allocs != 0 {
+				t.Errorf("Load allocates %.1f times per call", allocs)
+			}
+			if tc.wantErr == nil && rec != first {
+				t.Error("Load returned a copy, not the stored record")
+			}
+		})
+	}
+}
+
+// TestMemoryStoreOwnerIndex checks that every way a record comes, changes
+// owner or goes keeps the owner index in step, since DeleteOwner reads only
+// the index.
+func TestMemoryStoreOwnerIndex(t *testing.T) {
+	const owner, other = "alice", "bob"
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	create := func(t *testing.T, s *session.MemoryStore, key, owner string, expires time.Time) {
+		t.Helper()
+		if err := s.Create(t.Context(), key, memRecord(owner, expires)); err != nil {
+			t.Fatalf("Create %s: %v", key, err)
+		}
+	}
+	setOwner := func(t *testing.T, s *session.MemoryStore, key, owner string) {
+		t.Helper()
+		rec, err := s.Load(t.Context(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := *rec
+		next.Owner = owner
+		if err := s.Save(t.Context(), key, &next); err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name        string
+		maxSessions int
+		setup       func(t *testing.T, s *session.MemoryStore)
+		wantN       int // records of owner
+		wantOther   int // records of other, left alone by DeleteOwner(owner)
+	}{
+		{"created across shards", 0, func(t *testing.T, s *session.MemoryStore) {
+			for i := range 500 {
+				create(t, s, fmt.Sprint("a", i), owner, future)
+				create(t, s, fmt.Sprint("b", i), other, future)
+			}
+		}, 500, 500},
+		{"deleted", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "a1", owner, future)
+			create(t, s, "a2", owner, future)
+			if err := s.Delete(t.Context(), "a1"); err != nil {
+				t.Fatal(err)
+			}
+		}, 1, 0},
+		{"owner set by Save", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", "", future)
+			setOwner(t, s, "k", owner)
+		}, 1, 0},
+		{"owner changed by Save", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, future)
+			setOwner(t, s, "k", other)
+		}, 0, 1},
+		{"expired record replaced for another owner", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, past)
+			create(t, s, "k", other, future)
+		}, 0, 1},
+		{"expired record replaced for the same owner", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, past)
+			create(t, s, "k", owner, future)
+		}, 1, 0},
+		{"expired, not yet swept", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, past)
+		}, 1, 0},
+		{"expired, removed by Save", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, past)
+			if err := s.Save(t.Context(), "k", memRecord(owner, future)); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Save of an expired record: %v", err)
+			}
+		}, 0, 0},
+		{"expired, evicted for room", 2, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k1", owner, past)
+			create(t, s, "k2", owner, past)
+			create(t, s, "k3", other, future)
+		}, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openMemoryStore(t, session.MemoryOptions{MaxSessions: tc.maxSessions})
+			tc.setup(t, s)
+			for _, step := range []struct {
+				owner string
+				want  int
+			}{
+				{owner, tc.wantN},
+				{owner, 0}, // the first call emptied the index
+				{other, tc.wantOther},
+			} {
+				if n, err := s.DeleteOwner(ctx, step.owner, ""); err != nil || n != step.want {
+					t.Fatalf("DeleteOwner(%q) = %d, %v; want %d, nil", step.owner, n, err, step.want)
+				}
+			}
+			if n := s.Len(); n != 0 {
+				t.Fatalf("Len = %d after deleting every owner's records", n)
+			}
+		})
+	}
+}
+
+// TestMemoryStoreLockAbandonedWait checks that a waiter whose context ends
+// gives up its claim: the lock entry it shared must not stay taken.
+func TestMemoryStoreLockAbandonedWait(t *testing.T) {
+	s := openMemoryStore(t, session.MemoryOptions{})
+	unlock, err := s.Lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := s.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock while held: err = %v, want DeadlineExceeded", err)
+	}
+	unlock()
+	// The waiter that gave up must not have taken the lock with it.
+	unlock, err = s.Lock(t.Context(), "k")
+	if err != nil {
+		t.Fatalf("Lock after the holder released and the waiter gave up: %v", err)
+	}
+	unlock()
+}
+
+func BenchmarkMemoryStore(b *testing.B) {
+	const sessions = 10_000
+	ctx := context.Background()
+	s := openMemoryStore(b, session.MemoryOptions{})
+	keys := make([]string, sessions)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%064x", i)
+		if err := s.Create(ctx, keys[i], memRecord("", time.Now().Add(time.Hour))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// save is the middleware's write-back: a new record with the loaded
+	// version. Its one allocation is that record, which the store keeps.
+	save := func(b *testing.B, key string) {
+		rec, err := s.Load(ctx, key)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		next := *rec
+		if err := s.Save(ctx, key, &next); err != nil {
+			b.Error(err)
+		}
+	}
+	// Parallel goroutines each take their own slice of keys, so that Save
+	// never conflicts and the benchmark measures the store, not retries.
+	var worker atomic.Int64
+	perWorker := sessions / runtime.GOMAXPROCS(0)
+
+	b.Run("Load", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := s.Load(ctx, keys[i%sessions]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("LoadParallel", func(b *testing.B) {
+		b.ReportAllocs()
+		worker.Store(0)
+		b.RunParallel(func(pb *testing.PB) {
+			base := int(worker.Add(1)-1) * perWorker
+			for i := 0; pb.Next(); i++ {
+				if _, err := s.Load(ctx, keys[base+i%perWorker]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("Save", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			save(b, keys[i%sessions])
+			i++
+		}
+	})
+	b.Run("SaveParallel", func(b *testing.B) {
+		b.ReportAllocs()
+		worker.Store(0)
+		b.RunParallel(func(pb *testing.PB) {
+			base := int(worker.Add(1)-1) * perWorker
+			for i := 0; pb.Next(); i++ {
+				save(b, keys[base+i%perWorker])
+			}
+		})
+	})
+}

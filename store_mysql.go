@@ -1,0 +1,728 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// MySQLOptions configures a [MySQLStore]. The zero value is a working
+// configuration.
+type MySQLOptions struct {
+	// Table is the table that holds the sessions, in the pool's database.
+	// Default "sessions". It must be a plain identifier (ASCII letters,
+	// digits and '_', at most 64 characters, not starting with a digit)
+	// because it is spliced into every statement.
+	Table string
+	// NoCreateTable skips the CREATE TABLE IF NOT EXISTS that the
+	// constructor runs otherwise, for deployments that manage their schema
+	// with migrations (see [MySQLStore.CreateTableSQL]) or whose user may
+	// not create tables.
+	NoCreateTable bool
+	// CleanupInterval is how often expired rows are deleted. Default 5
+	// minutes; a negative value disables the cleanup, for deployments where
+	// one process or a cron job calls [MySQLStore.DeleteExpired] instead.
+	// Expired rows are never returned either way.
+	CleanupInterval time.Duration
+	// CleanupBatch is the most rows one cleanup DELETE removes, so that a
+	// large backlog never holds locks or fills the undo log in one
+	// statement. Default 1000.
+	CleanupBatch int
+	// Logger receives the failures no caller sees, which are never fatal:
+	// a failed cleanup, and a failed RELEASE_LOCK (whose connection is
+	// closed instead). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// MySQLStore keeps sessions in a MySQL table, so that several servers share
+// them and a restart loses nothing. It works with MySQL 5.7 and later,
+// MariaDB 10.5 and later, and MySQL-compatible databases such as TiDB and
+// Vitess, because it sends only these plain statements, each on its own in
+// autocommit mode (no transactions, stored procedures, triggers or JSON
+// functions):
+//
+//	CREATE TABLE IF NOT EXISTS t (...)                     constructor, unless NoCreateTable
+//	SELECT ... FROM t WHERE id = ? AND expires_at > ?      Load; Save and Touch when no row changed
+//	INSERT INTO t (...) VALUES (...)                       Create
+//	DELETE FROM t WHERE id = ? AND expires_at <= ?         Create, when an expired row holds the key
+//	UPDATE t SET ... WHERE id = ? AND ... expires_at > ?   Save, Touch
+//	DELETE FROM t WHERE id = ?                             Delete
+//	DELETE FROM t WHERE owner = ? AND ... id <> ?          DeleteOwner
+//	DELETE FROM t WHERE expires_at <= ? LIMIT ?            DeleteExpired, repeated
+//	SELECT GET_LOCK(?, ?) and SELECT RELEASE_LOCK(?)       Lock
+//
+// Times are sent as UTC strings and compared on the server, so the expiry
+// of a row is checked in the same query that reads it, and the DSN's
+// parseTime and loc settings make no difference. "Now" is the app server's
+// clock, like the expiry times the middleware computes, so the servers
+// sharing a table need synchronized clocks, not the database's. A statement
+// that fails with a deadlock (1213) or a lock wait timeout (1205) is
+// repeated once: InnoDB rolled it back, and on its own it is safe to repeat.
+//
+// Create never overwrites a live row and Save never creates one, so a
+// destroyed session cannot come back through a slower request's write-back.
+//
+// MySQLStore implements [Locker] with GET_LOCK, which ties the lock to one
+// connection: each locked request holds two connections of the pool (the
+// lock's and one for its queries), so size db.SetMaxOpenConns for twice the
+// locked requests served at once. A server that dies loses its connections
+// and with them its locks.
+type MySQLStore struct {
+	db     *sql.DB
+	ownDB  bool
+	table  string
+	batch  int
+	logger *slog.Logger
+	now    func() time.Time
+	q      mysqlQueries
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// mysqlQueries holds the statements for one table, built once.
+type mysqlQueries struct {
+	create, load, exists, insert, deleteExpiredKey, save, touch, delete,
+	deleteOwner, deleteExpired string
+}
+
+const (
+	mysqlDefaultTable    = "sessions"
+	mysqlDefaultInterval = 5 * time.Minute
+	mysqlDefaultBatch    = 1000
+
+	// mysqlTimeLayout is how times are written: DATETIME(6) in UTC.
+	mysqlTimeLayout = "2006-01-02 15:04:05.000000"
+
+	// mysqlLockPoll bounds one GET_LOCK wait when ctx has no deadline, so
+	// a waiter whose client went away does not linger on the server.
+	mysqlLockPoll = 30
+	// mysqlUnlockTimeout bounds RELEASE_LOCK, which runs even when the
+	// request's context is already cancelled.
+	mysqlUnlockTimeout = 5 * time.Second
+
+	mysqlErrDupEntry        = 1062
+	mysqlErrNoSuchTable     = 1146
+	mysqlErrLockWaitTimeout = 1205
+	mysqlErrDeadlock        = 1213
+)
+
+// NewMySQLStore returns a store that keeps sessions in a table of db,
+// creating the table unless opts.NoCreateTable is set, and starts the
+// cleanup of expired rows. [MySQLStore.Close] stops the cleanup; it never
+// closes db, which stays the caller's.
+func NewMySQLStore(db *sql.DB, opts MySQLOptions) (*MySQLStore, error) {
+	if db == nil {
+		return nil, errors.New("session: mysql: nil *sql.DB")
+	}
+	return newMySQLStore(db, false, opts)
+}
+
+// OpenMySQLStore is [NewMySQLStore] for a program that has only the
+// connection settings (user, password, address, database; mysql.ParseDSN
+// turns a DSN into them). It opens its own pool, which [MySQLStore.Close]
+// closes.
+func OpenMySQLStore(cfg *mysql.Config, opts MySQLOptions) (*MySQLStore, error) {
+	if cfg == nil {
+		return nil, errors.New("session: mysql: nil *mysql.Config")
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("session: mysql: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	s, err := newMySQLStore(db, true, opts)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newMySQLStore(db *sql.DB, ownDB bool, opts MySQLOptions) (*MySQLStore, error) {
+	table := opts.Table
+	if table == "" {
+		table = mysqlDefaultTable
+	}
+	if !plainIdentifier(table) {
+		return nil, fmt.Errorf("session: mysql: table name %q is not a plain identifier (letters, digits, '_', at most 64, not starting with a digit)", table)
+	}
+	if opts.CleanupBatch < 0 {
+		return nil, fmt.Errorf("session: mysql: negative CleanupBatch %d", opts.CleanupBatch)
+	}
+	s := &MySQLStore{
+		db:     db,
+		ownDB:  ownDB,
+		table:  table,
+		batch:  opts.CleanupBatch,
+		logger: opts.Logger,
+		now:    time.Now,
+		q:      buildMySQLQueries(table),
+	}
+	if s.batch == 0 {
+		s.batch = mysqlDefaultBatch
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if !opts.NoCreateTable {
+		// The constructor has no caller context; the driver's own dial and
+		// I/O timeouts bound this statement.
+		if _, err := db.ExecContext(context.Background(), s.q.create); err != nil {
+			return nil, s.fail(context.Background(), "create table", err)
+		}
+	}
+	interval := opts.CleanupInterval
+	if interval == 0 {
+		interval = mysqlDefaultInterval
+	}
+	if interval > 0 {
+		ctx, stop := context.WithCancel(context.Background())
+		s.stop, s.done = stop, make(chan struct{})
+		go s.cleanupLoop(ctx, interval)
+	}
+	return s, nil
+}
+
+// plainIdentifier reports whether name is safe to splice into SQL and
+// means the same on every MySQL flavour and in any SQL mode: ASCII letters,
+// digits and '_', not starting with a digit, at most 64 characters. The
+// statements quote it with backticks too, so a reserved word still works.
+func plainIdentifier(name string) bool {
+	if name == "" || len(name) > 64 || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func buildMySQLQueries(table string) mysqlQueries {
+	t := "`" + table + "`"
+	return mysqlQueries{
+		create: "CREATE TABLE IF NOT EXISTS " + t + " (\n" +
+			"  id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,\n" +
+			"  data MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,\n" +
+			"  owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '',\n" +
+			"  created_at DATETIME(6) NOT NULL,\n" +
+			"  expires_at DATETIME(6) NOT NULL,\n" +
+			"  deadline_at DATETIME(6) NULL,\n" +
+			"  version BIGINT NOT NULL,\n" +
+			"  PRIMARY KEY (id),\n" +
+			"  KEY owner_idx (owner),\n" +
+			"  KEY expires_at_idx (expires_at)\n" +
+			") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+		load:             "SELECT data, owner, created_at, expires_at, deadline_at, version FROM " + t + " WHERE id = ? AND expires_at > ?",
+		exists:           "SELECT version FROM " + t + " WHERE id = ? AND expires_at > ?",
+		insert:           "INSERT INTO " + t + " (id, data, owner, created_at, expires_at, deadline_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		deleteExpiredKey: "DELETE FROM " + t + " WHERE id = ? AND expires_at <= ?",
+		save:             "UPDATE " + t + " SET data = ?, owner = ?, created_at = ?, expires_at = ?, deadline_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?",
+		touch:            "UPDATE " + t + " SET expires_at = ? WHERE id = ? AND expires_at > ?",
+		delete:           "DELETE FROM " + t + " WHERE id = ?",
+		// VARCHAR comparisons ignore trailing spaces (PAD SPACE), so the
+		// length check keeps "alice " from matching "alice".
+		deleteOwner:   "DELETE FROM " + t + " WHERE owner = ? AND LENGTH(owner) = ? AND id <> ?",
+		deleteExpired: "DELETE FROM " + t + " WHERE expires_at <= ? LIMIT ?",
+	}
+}
+
+// CreateTableSQL returns the CREATE TABLE statement for the store's table,
+// for deployments that run their own migrations with NoCreateTable set.
+// Keys are ASCII and compared byte by byte; data holds the values as one
+// readable JSON object of up to 16 MB; times are UTC with microseconds and
+// no 2038 limit; a NULL deadline_at means no absolute deadline.
+func (s *MySQLStore) CreateTableSQL() string {
+	return s.q.create
+}
+
+// Close stops the cleanup and waits for it to finish, then closes the pool
+// if [OpenMySQLStore] opened it. Calling Close again returns the first
+// result.
+func (s *MySQLStore) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			s.stop()
+			<-s.done
+		}
+		if s.ownDB {
+			s.closeErr = s.db.Close()
+		}
+	})
+	return s.closeErr
+}
+
+func (s *MySQLStore) cleanupLoop(ctx context.Context, interval time.Duration) {
+	defer close(s.done)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if _, err := s.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "session: mysql: cleanup failed; expired rows stay hidden and are retried later",
+				"table", s.table, "err", err)
+		}
+	}
+}
+
+// DeleteExpired deletes the rows that expired before the call, at most
+// CleanupBatch rows per statement, until a statement deletes fewer, and
+// reports how many it deleted. The cleanup runs it every CleanupInterval;
+// call it yourself when the cleanup is disabled.
+func (s *MySQLStore) DeleteExpired(ctx context.Context) (int64, error) {
+	now := mysqlFormatTime(s.now())
+	var total int64
+	for {
+		res, err := s.exec(ctx, s.q.deleteExpired, now, s.batch)
+		if err != nil {
+			return total, s.fail(ctx, "delete expired", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, s.fail(ctx, "delete expired", err)
+		}
+		total += n
+		if n < int64(s.batch) {
+			return total, nil
+		}
+	}
+}
+
+// Load implements [Store].
+func (s *MySQLStore) Load(ctx context.Context, key string) (*Record, error) {
+	if err := checkMySQLKey(key); err != nil {
+		return nil, fmt.Errorf("session: mysql: load: %w", err)
+	}
+	var (
+		data                       []byte
+		rec                        Record
+		created, expires, deadline mysqlTime
+	)
+	err := s.queryRow(ctx, s.q.load, []any{key, mysqlFormatTime(s.now())},
+		&data, &rec.Owner, &created, &expires, &deadline, &rec.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("session: mysql: load: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "load", err)
+	}
+	if !created.valid || !expires.valid {
+		return nil, fmt.Errorf("session: mysql: load: %w: stored row has a NULL time", ErrCorrupt)
+	}
+	rec.Created, rec.Expires, rec.Deadline = created.t, expires.t, deadline.t
+	if rec.Values, err = decodeObject(data); err != nil {
+		return nil, fmt.Errorf("session: mysql: load: %w: %w", ErrCorrupt, err)
+	}
+	return &rec, nil
+}
+
+// Create implements [Store]. It stores rec with version 1 and sets
+// rec.Version to match. An expired row under key is replaced; a live one is
+// left alone.
+func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error {
+	row, err := mysqlRow(key, rec)
+	if err != nil {
+		return fmt.Errorf("session: mysql: create: %w", err)
+	}
+	const version = 1
+	args := []any{key, row.data, rec.Owner, row.created, row.expires, row.deadline, version}
+	_, err = s.exec(ctx, s.q.insert, args...)
+	if isMySQLError(err, mysqlErrDupEntry) {
+		// Cleanup may not have reached an expired row under this key yet.
+		// Delete it only if it is still expired, so a live row that just
+		// appeared is never touched.
+		res, derr := s.exec(ctx, s.q.deleteExpiredKey, key, mysqlFormatTime(s.now()))
+		if derr != nil {
+			return s.fail(ctx, "create: delete expired row", derr)
+		}
+		if n, derr := res.RowsAffected(); derr != nil {
+			return s.fail(ctx, "create: delete expired row", derr)
+		} else if n == 0 {
+			return fmt.Errorf("session: mysql: create: %w: %w", ErrExists, err)
+		}
+		_, err = s.exec(ctx, s.q.insert, args...)
+	}
+	if isMySQLError(err, mysqlErrDupEntry) {
+		return fmt.Errorf("session: mysql: create: %w: %w", ErrExists, err)
+	}
+	if err != nil {
+		return s.fail(ctx, "create", err)
+	}
+	rec.Version = version
+	return nil
+}
+
+// Save implements [Store] as one UPDATE that matches only the live row
+// with the loaded version, and sets rec.Version to the new one.
+func (s *MySQLStore) Save(ctx context.Context, key string, rec *Record) error {
+	row, err := mysqlRow(key, rec)
+	if err != nil {
+		return fmt.Errorf("session: mysql: save: %w", err)
+	}
+	now := mysqlFormatTime(s.now())
+	res, err := s.exec(ctx, s.q.save, row.data, rec.Owner, row.created, row.expires, row.deadline, key, rec.Version, now)
+	if err != nil {
+		return s.fail(ctx, "save", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.fail(ctx, "save", err)
+	}
+	if n > 0 {
+		rec.Version++ // what version = version + 1 stored
+		return nil
+	}
+	// No row matched: tell a newer version from a missing or expired row,
+	// as of the same instant.
+	var version int64
+	err = s.queryRow(ctx, s.q.exists, []any{key, now}, &version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("session: mysql: save: %w", ErrNotFound)
+	case err != nil:
+		return s.fail(ctx, "save", err)
+	default:
+		return fmt.Errorf("session: mysql: save: %w (stored version %d, loaded %d)", ErrConflict, version, rec.Version)
+	}
+}
+
+// Touch implements [Store]. It writes only expires_at.
+func (s *MySQLStore) Touch(ctx context.Context, key string, expires time.Time) error {
+	if err := checkMySQLKey(key); err != nil {
+		return fmt.Errorf("session: mysql: touch: %w", err)
+	}
+	exp, err := mysqlCheckTime("expires", expires)
+	if err != nil {
+		return fmt.Errorf("session: mysql: touch: %w", err)
+	}
+	now := mysqlFormatTime(s.now())
+	res, err := s.exec(ctx, s.q.touch, exp, key, now)
+	if err != nil {
+		return s.fail(ctx, "touch", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.fail(ctx, "touch", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// MySQL counts changed rows, not matched ones: a live row that already
+	// had this expiry was matched. Asking whether the row is live as of the
+	// same instant tells that from a missing or expired row.
+	var version int64
+	err = s.queryRow(ctx, s.q.exists, []any{key, now}, &version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("session: mysql: touch: %w", ErrNotFound)
+	case err != nil:
+		return s.fail(ctx, "touch", err)
+	}
+	return nil
+}
+
+// Delete implements [Store].
+func (s *MySQLStore) Delete(ctx context.Context, key string) error {
+	if err := checkMySQLKey(key); err != nil {
+		return fmt.Errorf("session: mysql: delete: %w", err)
+	}
+	if _, err := s.exec(ctx, s.q.delete, key); err != nil {
+		return s.fail(ctx, "delete", err)
+	}
+	return nil
+}
+
+// DeleteOwner implements [Store]. Owners match byte for byte: case and
+// trailing spaces count.
+func (s *MySQLStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error) {
+	if owner == "" {
+		return 0, nil
+	}
+	if exceptKey != "" {
+		if err := checkMySQLKey(exceptKey); err != nil {
+			return 0, fmt.Errorf("session: mysql: delete owner: %w", err)
+		}
+	}
+	res, err := s.exec(ctx, s.q.deleteOwner, owner, len(owner), exceptKey)
+	if err != nil {
+		return 0, s.fail(ctx, "delete owner", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail(ctx, "delete owner", err)
+	}
+	return int(n), nil
+}
+
+// Lock implements [Locker] with GET_LOCK on a connection of its own, which
+// it keeps until unlock. The server waits at most until ctx's deadline
+// (rounded up to a second); a cancelled ctx closes the connection, which
+// ends the wait. A lock not acquired by ctx's deadline gives an error
+// wrapping both [ErrLockTimeout] and ctx.Err().
+func (s *MySQLStore) Lock(ctx context.Context, key string) (func(), error) {
+	if err := checkMySQLKey(key); err != nil {
+		return nil, fmt.Errorf("session: mysql: lock: %w", err)
+	}
+	name := s.lockName(key)
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, s.lockFail(ctx, err)
+	}
+	for {
+		wait, bounded := mysqlLockWait(ctx)
+		var got sql.NullInt64
+		err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, wait).Scan(&got)
+		switch {
+		case err != nil:
+			discardConn(conn)
+			return nil, s.lockFail(ctx, err)
+		case !got.Valid:
+			discardConn(conn)
+			return nil, errors.New("session: mysql: lock: GET_LOCK returned NULL (the server refused or the wait was killed)")
+		case got.Int64 == 1:
+			return s.unlocker(ctx, conn, name), nil
+		case !bounded && ctx.Err() == nil:
+			continue // the poll ran out, the caller still waits
+		}
+		_ = conn.Close()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("session: mysql: lock: %w: %w", ErrLockTimeout, cerr)
+		}
+		return nil, fmt.Errorf("session: mysql: lock: %w (waited %d s)", ErrLockTimeout, wait)
+	}
+}
+
+func (s *MySQLStore) lockFail(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("session: mysql: lock: %w: %w: %w", ErrLockTimeout, ctx.Err(), err)
+	}
+	return s.fail(ctx, "lock", err)
+}
+
+// unlocker returns the function that releases the lock and gives conn
+// back. It runs RELEASE_LOCK even when ctx is cancelled (the client may
+// be gone while the handler finishes); if that fails, the connection is
+// closed, which frees the lock on the server.
+func (s *MySQLStore) unlocker(ctx context.Context, conn *sql.Conn, name string) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mysqlUnlockTimeout)
+			defer cancel()
+			var released sql.NullInt64
+			err := conn.QueryRowContext(rctx, "SELECT RELEASE_LOCK(?)", name).Scan(&released)
+			if err != nil || released.Int64 != 1 {
+				s.logger.WarnContext(ctx, "session: mysql: RELEASE_LOCK failed; closing its connection instead",
+					"table", s.table, "result", released.Int64, "err", err)
+				discardConn(conn)
+				return
+			}
+			_ = conn.Close()
+		})
+	}
+}
+
+// discardConn closes the driver connection behind conn rather than
+// returning it to the pool: a connection that may still hold a lock, or
+// broke mid-query, must not serve anyone else.
+func discardConn(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
+}
+
+// lockName derives the GET_LOCK name, at most 64 characters on MySQL,
+// from the table and key. Lock names are global to the server, so the
+// table keeps two applications that share a server apart.
+func (s *MySQLStore) lockName(key string) string {
+	sum := sha256.Sum256([]byte(s.table + "\x00" + key))
+	return "session:" + hex.EncodeToString(sum[:])[:56]
+}
+
+// mysqlLockWait returns the GET_LOCK timeout for ctx in whole seconds, and
+// whether ctx has a deadline at all.
+func mysqlLockWait(ctx context.Context) (int64, bool) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		// A negative timeout means forever on MySQL but NULL on MariaDB.
+		return mysqlLockPoll, false
+	}
+	secs := math.Ceil(time.Until(deadline).Seconds())
+	return int64(max(secs, 1)), true
+}
+
+// exec runs one statement, and once more after a deadlock or lock wait
+// timeout.
+func (s *MySQLStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if mysqlRetryable(err) && ctx.Err() == nil {
+		res, err = s.db.ExecContext(ctx, query, args...)
+	}
+	return res, err
+}
+
+// queryRow runs one single-row query into dest, and once more after a
+// deadlock or lock wait timeout.
+func (s *MySQLStore) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	err := s.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	if mysqlRetryable(err) && ctx.Err() == nil {
+		err = s.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	}
+	return err
+}
+
+func mysqlRetryable(err error) bool {
+	return isMySQLError(err, mysqlErrDeadlock) || isMySQLError(err, mysqlErrLockWaitTimeout)
+}
+
+func isMySQLError(err error, number uint16) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == number
+}
+
+// fail wraps a database error for op, naming the table when it is missing
+// and keeping ctx's error visible whatever the driver reported.
+func (s *MySQLStore) fail(ctx context.Context, op string, err error) error {
+	switch {
+	case isMySQLError(err, mysqlErrNoSuchTable):
+		return fmt.Errorf("session: mysql: %s: table `%s` does not exist: create it (see MySQLStore.CreateTableSQL) or leave MySQLOptions.NoCreateTable false: %w", op, s.table, err)
+	case mysqlRetryable(err):
+		return fmt.Errorf("session: mysql: %s: failed again after one retry: %w", op, err)
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("session: mysql: %s: %w: %w", op, cerr, err)
+	}
+	return fmt.Errorf("session: mysql: %s: %w", op, err)
+}
+
+// checkMySQLKey rejects keys the id column cannot hold exactly: it is
+// ASCII, at most 255 characters, and ignores trailing spaces in
+// comparisons. The keys the middleware makes are 64 hex digits.
+func checkMySQLKey(key string) error {
+	if key == "" || len(key) > 255 {
+		return fmt.Errorf("invalid key: length %d, want 1 to 255", len(key))
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return fmt.Errorf("invalid key: byte %#x at %d is not printable ASCII", key[i], i)
+		}
+	}
+	return nil
+}
+
+// mysqlRowValues is a record in the form its columns take.
+type mysqlRowValues struct {
+	data                       string
+	created, expires, deadline any
+}
+
+func mysqlRow(key string, rec *Record) (mysqlRowValues, error) {
+	var row mysqlRowValues
+	if err := checkMySQLKey(key); err != nil {
+		return row, err
+	}
+	if rec == nil {
+		return row, errors.New("nil record")
+	}
+	if !utf8.ValidString(rec.Owner) || utf8.RuneCountInString(rec.Owner) > 255 {
+		return row, errors.New("owner must be valid UTF-8 of at most 255 characters")
+	}
+	var err error
+	if row.data, err = mysqlEncodeValues(rec.Values); err != nil {
+		return row, err
+	}
+	if row.created, err = mysqlCheckTime("created", rec.Created); err != nil {
+		return row, err
+	}
+	if row.expires, err = mysqlCheckTime("expires", rec.Expires); err != nil {
+		return row, err
+	}
+	if !rec.Deadline.IsZero() {
+		if row.deadline, err = mysqlCheckTime("deadline", rec.Deadline); err != nil {
+			return row, err
+		}
+	}
+	return row, nil
+}
+
+// mysqlEncodeValues writes values as one JSON object with sorted keys (see
+// encodeObject), refusing bytes the utf8mb4 column would reject or mangle.
+func mysqlEncodeValues(values map[string]json.RawMessage) (string, error) {
+	for k, v := range values {
+		if !utf8.ValidString(k) {
+			return "", fmt.Errorf("value name %q is not valid UTF-8", k)
+		}
+		if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
+			return "", fmt.Errorf("value %q is not valid UTF-8 JSON", k)
+		}
+	}
+	return string(encodeObject(values)), nil
+}
+
+// mysqlCheckTime formats t for a DATETIME(6) column, which holds years
+// 1000 to 9999.
+func mysqlCheckTime(what string, t time.Time) (string, error) {
+	if y := t.UTC().Year(); y < 1000 || y > 9999 {
+		return "", fmt.Errorf("%s time %v is outside the DATETIME range (years 1000 to 9999)", what, t)
+	}
+	return mysqlFormatTime(t), nil
+}
+
+func mysqlFormatTime(t time.Time) string {
+	return t.UTC().Format(mysqlTimeLayout)
+}
+
+// mysqlTime scans a DATETIME column whatever the DSN says: parseTime=true
+// gives a time.Time in the DSN's loc, whose wall clock is the stored UTC
+// one; parseTime=false gives the text.
+type mysqlTime struct {
+	t     time.Time
+	valid bool
+}
+
+func (m *mysqlTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*m = mysqlTime{}
+		return nil
+	case time.Time:
+		m.t = time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+	case []byte:
+		return m.parse(string(v))
+	case string:
+		return m.parse(v)
+	default:
+		return fmt.Errorf("session: mysql: cannot scan %T as a time", src)
+	}
+	m.valid = true
+	return nil
+}
+
+func (m *mysqlTime) parse(s string) error {
+	t, err := time.Parse("2006-01-02 15:04:05.999999", s)
+	if err != nil {
+		return fmt.Errorf("session: mysql: stored time: %w", err)
+	}
+	m.t, m.valid = t, true
+	return nil
+}
