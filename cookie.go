@@ -206,7 +206,7 @@ func validCookieName(name string) bool {
 func (c *CookieOptions) check(name string) error {
 	switch {
 	case c.MaxAge < 0:
-		return fmt.Errorf("Cookie.MaxAge is negative (%v); use 0 for a browser-session cookie", c.MaxAge)
+		return fmt.Errorf("option Cookie.MaxAge is negative (%v); use 0 for a browser-session cookie", c.MaxAge)
 	case strings.HasPrefix(name, "__Host-") && !c.Secure:
 		return fmt.Errorf("cookie name %q needs Cookie.Secure: browsers drop __Host- cookies without it", name)
 	case strings.HasPrefix(name, "__Host-") && c.Domain != "":
@@ -216,11 +216,11 @@ func (c *CookieOptions) check(name string) error {
 	case strings.HasPrefix(name, "__Secure-") && !c.Secure:
 		return fmt.Errorf("cookie name %q needs Cookie.Secure: browsers drop __Secure- cookies without it", name)
 	case c.SameSite == http.SameSiteNoneMode && !c.Secure:
-		return fmt.Errorf("Cookie.SameSite None needs Cookie.Secure: browsers reject SameSite=None without it")
+		return fmt.Errorf("option Cookie.SameSite None needs Cookie.Secure: browsers reject SameSite=None without it")
 	case c.Partitioned && !c.Secure:
-		return fmt.Errorf("Cookie.Partitioned needs Cookie.Secure")
+		return fmt.Errorf("option Cookie.Partitioned needs Cookie.Secure")
 	case strings.ContainsAny(c.Path, ";\r\n") || strings.ContainsAny(c.Domain, "; \r\n"):
-		return fmt.Errorf("Cookie.Path or Cookie.Domain contains a forbidden character")
+		return fmt.Errorf("option Cookie.Path or Cookie.Domain contains a forbidden character")
 	}
 	return nil
 }

@@ -159,15 +159,15 @@ func New(opts Options) (*Manager, error) {
 func (m *Manager) check(opts Options, name string) error {
 	switch {
 	case !validCookieName(name):
-		return fmt.Errorf("CookieName %q is not a valid cookie name", name)
+		return fmt.Errorf("option CookieName %q is not a valid cookie name", name)
 	case opts.IdleTimeout < 0, opts.Lifetime < 0, opts.LockTimeout < 0:
-		return fmt.Errorf("IdleTimeout, Lifetime and LockTimeout must not be negative")
+		return fmt.Errorf("option IdleTimeout, Lifetime and LockTimeout must not be negative")
 	case opts.MaxSize < 0:
-		return fmt.Errorf("MaxSize must not be negative")
+		return fmt.Errorf("option MaxSize must not be negative")
 	}
 	for i, k := range opts.Keys {
 		if len(k) < minKeyBytes {
-			return fmt.Errorf("Keys[%d] has %d bytes; signing keys need at least %d random bytes", i, len(k), minKeyBytes)
+			return fmt.Errorf("option Keys[%d] has %d bytes; signing keys need at least %d random bytes", i, len(k), minKeyBytes)
 		}
 	}
 	return opts.Cookie.check(name)
