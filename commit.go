@@ -80,13 +80,18 @@ func (s *Session) commit(h http.Header, late bool) error {
 		s.ended = ""
 		expireCookie = s.cookieID != ""
 	}
+	if s.base == nil && !s.dirty() {
+		if expireCookie {
+			s.setCookie(h, "", -1)
+		}
+		return nil // nothing stored, nothing to store: no clock, no store
+	}
 	now := time.Now()
 	var err error
 	var cookieAge time.Duration // > 0: set the cookie for the current id
 	switch {
-	case s.base == nil && s.dirty():
-		cookieAge, _, err = s.create(ctx, now, nil, late)
 	case s.base == nil:
+		cookieAge, _, err = s.create(ctx, now, nil, late)
 	case s.regen:
 		var emptied bool
 		cookieAge, emptied, err = s.create(ctx, now, s.base, late)

@@ -256,11 +256,22 @@ func FromContext(ctx context.Context) *Session {
 	return s
 }
 
-// exchange is what one request allocates: its session and the writer that
-// commits it before the first byte.
+// exchange is what one request allocates: its session, the writer that
+// commits it before the first byte, and the context that carries the
+// session to the handler (one allocation instead of three).
 type exchange struct {
-	s Session
-	w responseWriter
+	context.Context // the request's own
+	s               Session
+	w               responseWriter
+}
+
+// Value makes the exchange the handler's context: it answers for the
+// session and passes every other key to the request's context.
+func (x *exchange) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &x.s
+	}
+	return x.Context.Value(key)
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handler, lock bool) {
@@ -268,7 +279,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		m.serveNested(w, r, next, outer, lock)
 		return
 	}
-	x := &exchange{}
+	x := &exchange{Context: r.Context()}
 	s := &x.s
 	s.m, s.ctx, s.r = m, r.Context(), r
 	value, found := m.ids.cookieValue(r)
@@ -295,7 +306,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	x.w = responseWriter{ResponseWriter: w, s: s}
-	next.ServeHTTP(&x.w, r.WithContext(context.WithValue(s.ctx, ctxKey{}, s)))
+	next.ServeHTTP(&x.w, r.WithContext(x))
 	x.w.finish()
 }
 
