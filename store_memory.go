@@ -43,7 +43,8 @@ type MemoryOptions struct {
 // stores the caller's new record, Touch a copy), so a request never sees
 // another's half-done change.
 //
-// A MemoryStore runs a cleanup goroutine; call Close to stop it.
+// Create one with [NewMemoryStore], which starts a cleanup goroutine; call
+// Close to stop it.
 type MemoryStore struct {
 	seed   maphash.Seed
 	shards [memShards]memShard
