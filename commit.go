@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -208,6 +209,9 @@ func (s *Session) save(ctx context.Context, now time.Time) (time.Duration, bool,
 			s.endedElsewhere()
 			return 0, false, nil
 		case errors.Is(err, ErrConflict) && try < maxCommitTries:
+			if err := backoff(ctx, try); err != nil {
+				return 0, false, fmt.Errorf("session: save %s: %w", logID(s.key), err)
+			}
 			base, err = m.store.Load(ctx, s.key)
 			if errors.Is(err, ErrNotFound) {
 				s.endedElsewhere()
@@ -219,6 +223,21 @@ func (s *Session) save(ctx context.Context, now time.Time) (time.Duration, bool,
 		default:
 			return 0, false, fmt.Errorf("session: save %s: %w", logID(s.key), err)
 		}
+	}
+}
+
+// backoff waits a random time that grows with the number of failed tries,
+// so that writers who keep colliding on one session spread out instead of
+// colliding again in lockstep.
+func backoff(ctx context.Context, try int) error {
+	limit := min(time.Duration(1)<<min(try, 20)*100*time.Microsecond, maxCommitBackoff)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

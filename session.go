@@ -79,8 +79,12 @@ const (
 	defaultLifetime    = 7 * 24 * time.Hour
 	defaultLockTimeout = 10 * time.Second
 	defaultMaxSize     = 128 << 10
-	// maxCommitTries bounds the compare-and-swap loop of a merge.
-	maxCommitTries = 16
+	// maxCommitTries bounds the compare-and-swap loop of a merge. With
+	// the jittered backoff below, 50 writers of one session on a real
+	// database all get through well within it.
+	maxCommitTries = 64
+	// maxCommitBackoff caps the random wait before a retried merge.
+	maxCommitBackoff = 20 * time.Millisecond
 	// detachedCommitTimeout bounds a commit whose request context was
 	// already cancelled (the client left): the handler's changes are still
 	// saved, but a hung store cannot hold the goroutine forever.
