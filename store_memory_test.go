@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -197,25 +196,10 @@ func TestMemoryStoreCleanup(t *testing.T) {
 	}
 }
 
-// cleanupGoroutines counts the cleanup goroutines of every MemoryStore in
-// the process: the only goroutines NewMemoryStore starts. It matches the
-// creator line because a goroutine that has not run yet shows a wrapper, not
-// the method.
-func cleanupGoroutines() int {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "created by github.com/seed013449c2/session.NewMemoryStore in ")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
 func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
-	before := cleanupGoroutines()
+	before := session.CleanupGoroutines("NewMemoryStore")
 	s := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: time.Millisecond})
-	if got := cleanupGoroutines(); got != before+1 {
+	if got := session.CleanupGoroutines("NewMemoryStore"); got != before+1 {
 		t.Fatalf("%d cleanup goroutines after NewMemoryStore, want %d", got, before+1)
 	}
 
@@ -232,9 +216,9 @@ func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
 	wg.Wait()
 	// Close waits for the goroutine's last deferred call; give the runtime
 	// a moment to retire it.
-	for deadline := time.Now().Add(5 * time.Second); cleanupGoroutines() != before; {
+	for deadline := time.Now().Add(5 * time.Second); session.CleanupGoroutines("NewMemoryStore") != before; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d cleanup goroutines after Close, want %d", cleanupGoroutines(), before)
+			t.Fatalf("%d cleanup goroutines after Close, want %d", session.CleanupGoroutines("NewMemoryStore"), before)
 		}
 		time.Sleep(time.Millisecond)
 	}

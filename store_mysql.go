@@ -2,16 +2,10 @@ package session
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -80,18 +74,8 @@ type MySQLOptions struct {
 // locked requests served at once. A server that dies loses its connections
 // and with them its locks.
 type MySQLStore struct {
-	db     *sql.DB
-	ownDB  bool
-	table  string
-	batch  int
-	logger *slog.Logger
-	now    func() time.Time
-	q      mysqlQueries
-
-	stop      context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	mysqlTable
+	q mysqlQueries
 }
 
 // mysqlQueries holds the statements for one table, built once.
@@ -101,24 +85,10 @@ type mysqlQueries struct {
 }
 
 const (
-	mysqlDefaultTable    = "sessions"
-	mysqlDefaultInterval = 5 * time.Minute
-	mysqlDefaultBatch    = 1000
+	mysqlDefaultTable = "sessions"
 
 	// mysqlTimeLayout is how times are written: DATETIME(6) in UTC.
 	mysqlTimeLayout = "2006-01-02 15:04:05.000000"
-
-	// mysqlLockPoll bounds one GET_LOCK wait when ctx has no deadline, so
-	// a waiter whose client went away does not linger on the server.
-	mysqlLockPoll = 30
-	// mysqlUnlockTimeout bounds RELEASE_LOCK, which runs even when the
-	// request's context is already cancelled.
-	mysqlUnlockTimeout = 5 * time.Second
-
-	mysqlErrDupEntry        = 1062
-	mysqlErrNoSuchTable     = 1146
-	mysqlErrLockWaitTimeout = 1205
-	mysqlErrDeadlock        = 1213
 )
 
 // NewMySQLStore returns a store that keeps sessions in a table of db,
@@ -158,61 +128,20 @@ func newMySQLStore(db *sql.DB, ownDB bool, opts MySQLOptions) (*MySQLStore, erro
 	if table == "" {
 		table = mysqlDefaultTable
 	}
-	if !plainIdentifier(table) {
-		return nil, fmt.Errorf("session: mysql: table name %q is not a plain identifier (letters, digits, '_', at most 64, not starting with a digit)", table)
+	s := &MySQLStore{}
+	if err := s.setup(db, ownDB, "session: mysql", "MySQL", table, opts.CleanupBatch, opts.Logger); err != nil {
+		return nil, err
 	}
-	if opts.CleanupBatch < 0 {
-		return nil, fmt.Errorf("session: mysql: negative CleanupBatch %d", opts.CleanupBatch)
-	}
-	s := &MySQLStore{
-		db:     db,
-		ownDB:  ownDB,
-		table:  table,
-		batch:  opts.CleanupBatch,
-		logger: opts.Logger,
-		now:    time.Now,
-		q:      buildMySQLQueries(table),
-	}
-	if s.batch == 0 {
-		s.batch = mysqlDefaultBatch
-	}
-	if s.logger == nil {
-		s.logger = slog.Default()
-	}
+	s.q = buildMySQLQueries(table)
 	if !opts.NoCreateTable {
-		// The constructor has no caller context; the driver's own dial and
-		// I/O timeouts bound this statement.
-		if _, err := db.ExecContext(context.Background(), s.q.create); err != nil {
-			return nil, s.fail(context.Background(), "create table", err)
+		if err := s.createTable(s.q.create); err != nil {
+			return nil, err
 		}
 	}
-	interval := opts.CleanupInterval
-	if interval == 0 {
-		interval = mysqlDefaultInterval
-	}
-	if interval > 0 {
-		ctx, stop := context.WithCancel(context.Background())
-		s.stop, s.done = stop, make(chan struct{})
-		go s.cleanupLoop(ctx, interval)
+	if ctx, every := s.cleanupEvery(opts.CleanupInterval); every > 0 {
+		go s.cleanupLoop(ctx, every, s.DeleteExpired)
 	}
 	return s, nil
-}
-
-// plainIdentifier reports whether name is safe to splice into SQL and
-// means the same on every MySQL flavour and in any SQL mode: ASCII letters,
-// digits and '_', not starting with a digit, at most 64 characters. The
-// statements quote it with backticks too, so a reserved word still works.
-func plainIdentifier(name string) bool {
-	if name == "" || len(name) > 64 || (name[0] >= '0' && name[0] <= '9') {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 func buildMySQLQueries(table string) mysqlQueries {
@@ -257,33 +186,7 @@ func (s *MySQLStore) CreateTableSQL() string {
 // if [OpenMySQLStore] opened it. Calling Close again returns the first
 // result.
 func (s *MySQLStore) Close() error {
-	s.closeOnce.Do(func() {
-		if s.stop != nil {
-			s.stop()
-			<-s.done
-		}
-		if s.ownDB {
-			s.closeErr = s.db.Close()
-		}
-	})
-	return s.closeErr
-}
-
-func (s *MySQLStore) cleanupLoop(ctx context.Context, interval time.Duration) {
-	defer close(s.done)
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		if _, err := s.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
-			s.logger.ErrorContext(ctx, "session: mysql: cleanup failed; expired rows stay hidden and are retried later",
-				"table", s.table, "err", err)
-		}
-	}
+	return s.close()
 }
 
 // DeleteExpired deletes the rows that expired before the call, at most
@@ -291,22 +194,7 @@ func (s *MySQLStore) cleanupLoop(ctx context.Context, interval time.Duration) {
 // reports how many it deleted. The cleanup runs it every CleanupInterval;
 // call it yourself when the cleanup is disabled.
 func (s *MySQLStore) DeleteExpired(ctx context.Context) (int64, error) {
-	now := mysqlFormatTime(s.now())
-	var total int64
-	for {
-		res, err := s.exec(ctx, s.q.deleteExpired, now, s.batch)
-		if err != nil {
-			return total, s.fail(ctx, "delete expired", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, s.fail(ctx, "delete expired", err)
-		}
-		total += n
-		if n < int64(s.batch) {
-			return total, nil
-		}
-	}
+	return s.deleteExpired(ctx, s.q.deleteExpired, mysqlFormatTime(s.now()))
 }
 
 // Load implements [Store].
@@ -346,28 +234,10 @@ func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error 
 		return fmt.Errorf("session: mysql: create: %w", err)
 	}
 	const version = 1
-	args := []any{key, row.data, rec.Owner, row.created, row.expires, row.deadline, version}
-	_, err = s.exec(ctx, s.q.insert, args...)
-	if isMySQLError(err, mysqlErrDupEntry) {
-		// Cleanup may not have reached an expired row under this key yet.
-		// Delete it only if it is still expired, so a live row that just
-		// appeared is never touched.
-		res, derr := s.exec(ctx, s.q.deleteExpiredKey, key, mysqlFormatTime(s.now()))
-		if derr != nil {
-			return s.fail(ctx, "create: delete expired row", derr)
-		}
-		if n, derr := res.RowsAffected(); derr != nil {
-			return s.fail(ctx, "create: delete expired row", derr)
-		} else if n == 0 {
-			return fmt.Errorf("session: mysql: create: %w: %w", ErrExists, err)
-		}
-		_, err = s.exec(ctx, s.q.insert, args...)
-	}
-	if isMySQLError(err, mysqlErrDupEntry) {
-		return fmt.Errorf("session: mysql: create: %w: %w", ErrExists, err)
-	}
+	err = s.insert(ctx, key, mysqlFormatTime(s.now()), s.q.insert, s.q.deleteExpiredKey,
+		key, row.data, rec.Owner, row.created, row.expires, row.deadline, version)
 	if err != nil {
-		return s.fail(ctx, "create", err)
+		return err
 	}
 	rec.Version = version
 	return nil
@@ -481,153 +351,7 @@ func (s *MySQLStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (
 // ends the wait. A lock not acquired by ctx's deadline gives an error
 // wrapping both [ErrLockTimeout] and ctx.Err().
 func (s *MySQLStore) Lock(ctx context.Context, key string) (func(), error) {
-	if err := checkMySQLKey(key); err != nil {
-		return nil, fmt.Errorf("session: mysql: lock: %w", err)
-	}
-	name := s.lockName(key)
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, s.lockFail(ctx, err)
-	}
-	for {
-		wait, bounded := mysqlLockWait(ctx)
-		var got sql.NullInt64
-		err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, wait).Scan(&got)
-		switch {
-		case err != nil:
-			discardConn(conn)
-			return nil, s.lockFail(ctx, err)
-		case !got.Valid:
-			discardConn(conn)
-			return nil, errors.New("session: mysql: lock: GET_LOCK returned NULL (the server refused or the wait was killed)")
-		case got.Int64 == 1:
-			return s.unlocker(ctx, conn, name), nil
-		case !bounded && ctx.Err() == nil:
-			continue // the poll ran out, the caller still waits
-		}
-		_ = conn.Close()
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, fmt.Errorf("session: mysql: lock: %w: %w", ErrLockTimeout, cerr)
-		}
-		return nil, fmt.Errorf("session: mysql: lock: %w (waited %d s)", ErrLockTimeout, wait)
-	}
-}
-
-func (s *MySQLStore) lockFail(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("session: mysql: lock: %w: %w: %w", ErrLockTimeout, ctx.Err(), err)
-	}
-	return s.fail(ctx, "lock", err)
-}
-
-// unlocker returns the function that releases the lock and gives conn
-// back. It runs RELEASE_LOCK even when ctx is cancelled (the client may
-// be gone while the handler finishes); if that fails, the connection is
-// closed, which frees the lock on the server.
-func (s *MySQLStore) unlocker(ctx context.Context, conn *sql.Conn, name string) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mysqlUnlockTimeout)
-			defer cancel()
-			var released sql.NullInt64
-			err := conn.QueryRowContext(rctx, "SELECT RELEASE_LOCK(?)", name).Scan(&released)
-			if err != nil || released.Int64 != 1 {
-				s.logger.WarnContext(ctx, "session: mysql: RELEASE_LOCK failed; closing its connection instead",
-					"table", s.table, "result", released.Int64, "err", err)
-				discardConn(conn)
-				return
-			}
-			_ = conn.Close()
-		})
-	}
-}
-
-// discardConn closes the driver connection behind conn rather than
-// returning it to the pool: a connection that may still hold a lock, or
-// broke mid-query, must not serve anyone else.
-func discardConn(conn *sql.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	_ = conn.Close()
-}
-
-// lockName derives the GET_LOCK name, at most 64 characters on MySQL,
-// from the table and key. Lock names are global to the server, so the
-// table keeps two applications that share a server apart.
-func (s *MySQLStore) lockName(key string) string {
-	sum := sha256.Sum256([]byte(s.table + "\x00" + key))
-	return "session:" + hex.EncodeToString(sum[:])[:56]
-}
-
-// mysqlLockWait returns the GET_LOCK timeout for ctx in whole seconds, and
-// whether ctx has a deadline at all.
-func mysqlLockWait(ctx context.Context) (int64, bool) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		// A negative timeout means forever on MySQL but NULL on MariaDB.
-		return mysqlLockPoll, false
-	}
-	secs := math.Ceil(time.Until(deadline).Seconds())
-	return int64(max(secs, 1)), true
-}
-
-// exec runs one statement, and once more after a deadlock or lock wait
-// timeout.
-func (s *MySQLStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := s.db.ExecContext(ctx, query, args...)
-	if mysqlRetryable(err) && ctx.Err() == nil {
-		res, err = s.db.ExecContext(ctx, query, args...)
-	}
-	return res, err
-}
-
-// queryRow runs one single-row query into dest, and once more after a
-// deadlock or lock wait timeout.
-func (s *MySQLStore) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
-	err := s.db.QueryRowContext(ctx, query, args...).Scan(dest...)
-	if mysqlRetryable(err) && ctx.Err() == nil {
-		err = s.db.QueryRowContext(ctx, query, args...).Scan(dest...)
-	}
-	return err
-}
-
-func mysqlRetryable(err error) bool {
-	return isMySQLError(err, mysqlErrDeadlock) || isMySQLError(err, mysqlErrLockWaitTimeout)
-}
-
-func isMySQLError(err error, number uint16) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == number
-}
-
-// fail wraps a database error for op, naming the table when it is missing
-// and keeping ctx's error visible whatever the driver reported.
-func (s *MySQLStore) fail(ctx context.Context, op string, err error) error {
-	switch {
-	case isMySQLError(err, mysqlErrNoSuchTable):
-		return fmt.Errorf("session: mysql: %s: table `%s` does not exist: create it (see MySQLStore.CreateTableSQL) or leave MySQLOptions.NoCreateTable false: %w", op, s.table, err)
-	case mysqlRetryable(err):
-		return fmt.Errorf("session: mysql: %s: failed again after one retry: %w", op, err)
-	}
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("session: mysql: %s: %w: %w", op, cerr, err)
-	}
-	return fmt.Errorf("session: mysql: %s: %w", op, err)
-}
-
-// checkMySQLKey rejects keys the id column cannot hold exactly: it is
-// ASCII, at most 255 characters, and ignores trailing spaces in
-// comparisons. The keys the middleware makes are 64 hex digits.
-func checkMySQLKey(key string) error {
-	if key == "" || len(key) > 255 {
-		return fmt.Errorf("invalid key: length %d, want 1 to 255", len(key))
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] <= ' ' || key[i] > '~' {
-			return fmt.Errorf("invalid key: byte %#x at %d is not printable ASCII", key[i], i)
-		}
-	}
-	return nil
+	return s.lock(ctx, key)
 }
 
 // mysqlRowValues is a record in the form its columns take.
@@ -663,20 +387,6 @@ func mysqlRow(key string, rec *Record) (mysqlRowValues, error) {
 		}
 	}
 	return row, nil
-}
-
-// mysqlEncodeValues writes values as one JSON object with sorted keys (see
-// encodeObject), refusing bytes the utf8mb4 column would reject or mangle.
-func mysqlEncodeValues(values map[string]json.RawMessage) (string, error) {
-	for k, v := range values {
-		if !utf8.ValidString(k) {
-			return "", fmt.Errorf("value name %q is not valid UTF-8", k)
-		}
-		if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
-			return "", fmt.Errorf("value %q is not valid UTF-8 JSON", k)
-		}
-	}
-	return string(encodeObject(values)), nil
 }
 
 // mysqlCheckTime formats t for a DATETIME(6) column, which holds years

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -323,27 +322,15 @@ func TestMySQLCleanup100k(t *testing.T) {
 	t.Logf("deleted %d expired rows in %d statements of at most %d in %v", total, len(log.deletes), batch, took)
 }
 
-// mysqlCleanupGoroutines counts the cleanup loops of every MySQLStore.
-func mysqlCleanupGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "created by github.com/seed013449c2/session.newMySQLStore in goroutine")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
 func TestMySQLCloseStopsCleanup(t *testing.T) {
 	cfg, table := mysqlTestTable(t)
 	db := openMySQLTestDB(t, cfg)
-	before := mysqlCleanupGoroutines()
+	before := session.CleanupGoroutines("newMySQLStore")
 	s, err := session.NewMySQLStore(db, session.MySQLOptions{Table: table, CleanupInterval: 10 * time.Millisecond, CleanupBatch: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mysqlCleanupGoroutines(); got != before+1 {
+	if got := session.CleanupGoroutines("newMySQLStore"); got != before+1 {
 		t.Fatalf("%d cleanup goroutines running, want %d", got, before+1)
 	}
 	insertMySQLRows(t, db, table, "old", 50, true)
@@ -358,7 +345,7 @@ func TestMySQLCloseStopsCleanup(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := mysqlCleanupGoroutines(); got != before {
+	if got := session.CleanupGoroutines("newMySQLStore"); got != before {
 		t.Fatalf("%d cleanup goroutines after Close, want %d", got, before)
 	}
 	if err := s.Close(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
@@ -604,64 +605,94 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// mysqlCleanupGoroutines counts the cleanup loops of every MySQLStore, by the
-// function that starts them (a loop not yet scheduled shows only that).
-func mysqlCleanupGoroutines() int {
+// cleanupGoroutines counts the cleanup loops started by the named function
+// (a loop not yet scheduled shows only that).
+func cleanupGoroutines(creator string) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "created by github.com/seed013449c2/session.newMySQLStore in goroutine")
+			return strings.Count(string(buf[:n]), "created by github.com/seed013449c2/session."+creator+" in goroutine")
 		}
 		buf = make([]byte, 2*len(buf))
 	}
 }
 
-// TestMySQLCleanupLogsAndCloseStops: a failing cleanup is logged and the
-// loop keeps going; Close stops the goroutine and waits for it.
-func TestMySQLCleanupLogsAndCloseStops(t *testing.T) {
-	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
-	if err != nil {
-		t.Fatal(err)
+// TestCleanupLogsAndCloseStops: for both SQL stores, a failing cleanup is
+// logged and the loop keeps going; Close stops the goroutine and waits for
+// it.
+func TestCleanupLogsAndCloseStops(t *testing.T) {
+	cases := []struct {
+		name, creator, deleteSQL, table string
+		open                            func(*sql.DB, *slog.Logger) (*mysqlTable, error)
+		wantLogs                        []string
+	}{
+		{"MySQL", "newMySQLStore", sqlDeleteExpired, "test.sessions",
+			func(db *sql.DB, l *slog.Logger) (*mysqlTable, error) {
+				s, err := NewMySQLStore(db, MySQLOptions{NoCreateTable: true, CleanupInterval: time.Millisecond, Logger: l})
+				if err != nil {
+					return nil, err
+				}
+				return &s.mysqlTable, nil
+			},
+			[]string{"level=ERROR", "cleanup failed", "does not exist"}},
+		{"Koa", "NewKoaStore", sqlKoaDeleteExpired, "test._mysql_session_store",
+			func(db *sql.DB, l *slog.Logger) (*mysqlTable, error) {
+				s, err := NewKoaStore(db, KoaOptions{NoCreateTable: true, CleanupInterval: time.Millisecond, Logger: l})
+				if err != nil {
+					return nil, err
+				}
+				return &s.mysqlTable, nil
+			},
+			[]string{"level=ERROR", "session: koa: cleanup failed", "table `_mysql_session_store` does not exist", "KoaStore.CreateTableSQL", "KoaOptions.NoCreateTable"}},
 	}
-	defer db.Close()
-	missing := &mysql.MySQLError{Number: 1146, Message: "Table 'test.sessions' doesn't exist"}
-	mock.ExpectExec(sqlDeleteExpired).WithArgs(sqlmock.AnyArg(), 1000).WillReturnError(missing)
-	mock.ExpectExec(sqlDeleteExpired).WithArgs(sqlmock.AnyArg(), 1000).WillReturnResult(sqlmock.NewResult(0, 5))
-	var logs syncBuffer
-	before := mysqlCleanupGoroutines()
-	s, err := NewMySQLStore(db, MySQLOptions{NoCreateTable: true, CleanupInterval: time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mysqlCleanupGoroutines(); got != before+1 {
-		t.Fatalf("%d cleanup goroutines after NewMySQLStore, want %d", got, before+1)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for mock.ExpectationsWereMet() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("cleanup did not run twice: %v", mock.ExpectationsWereMet())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.done:
-	default:
-		t.Fatal("Close returned before the cleanup goroutine ended")
-	}
-	if got := mysqlCleanupGoroutines(); got != before {
-		t.Errorf("%d cleanup goroutines after Close, want %d", got, before)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	out := logs.String()
-	if !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "cleanup failed") || !strings.Contains(out, "does not exist") {
-		t.Errorf("cleanup failure not logged as an error with the table hint:\n%s", out)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			missing := &mysql.MySQLError{Number: 1146, Message: "Table '" + c.table + "' doesn't exist"}
+			mock.ExpectExec(c.deleteSQL).WithArgs(sqlmock.AnyArg(), 1000).WillReturnError(missing)
+			mock.ExpectExec(c.deleteSQL).WithArgs(sqlmock.AnyArg(), 1000).WillReturnResult(sqlmock.NewResult(0, 5))
+			var logs syncBuffer
+			before := cleanupGoroutines(c.creator)
+			s, err := c.open(db, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cleanupGoroutines(c.creator); got != before+1 {
+				t.Fatalf("%d cleanup goroutines after %s, want %d", got, c.creator, before+1)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for mock.ExpectationsWereMet() != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("cleanup did not run twice: %v", mock.ExpectationsWereMet())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if err := s.close(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-s.done:
+			default:
+				t.Fatal("Close returned before the cleanup goroutine ended")
+			}
+			if got := cleanupGoroutines(c.creator); got != before {
+				t.Errorf("%d cleanup goroutines after Close, want %d", got, before)
+			}
+			if err := s.close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			out := logs.String()
+			for _, want := range c.wantLogs {
+				if !strings.Contains(out, want) {
+					t.Errorf("cleanup failure log lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
 
@@ -959,7 +990,7 @@ func TestMySQLOpenConnectionRefused(t *testing.T) {
 	l.Close()
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.DBName = "tcp", addr, "root", "test"
-	before := mysqlCleanupGoroutines()
+	before := cleanupGoroutines("newMySQLStore")
 	s, err := OpenMySQLStore(cfg, MySQLOptions{})
 	if err == nil {
 		s.Close()
@@ -968,7 +999,7 @@ func TestMySQLOpenConnectionRefused(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.HasPrefix(err.Error(), "session: mysql: create table") {
 		t.Errorf("OpenMySQLStore = %v, want a create table error wrapping ECONNREFUSED", err)
 	}
-	if got := mysqlCleanupGoroutines(); got != before {
+	if got := cleanupGoroutines("newMySQLStore"); got != before {
 		t.Errorf("a failed constructor left %d cleanup goroutines running", got-before)
 	}
 }

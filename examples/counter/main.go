@@ -4,10 +4,19 @@
 //
 //	go run ./examples/counter                       # in-memory sessions
 //	go run ./examples/counter -store mysql -dsn 'root@tcp(127.0.0.1:3306)/test'
+//	go run ./examples/counter -store mysql -koa     # share sessions with the Koa app
+//
+// With -koa the sessions live in the Koa tutorial's table,
+// _mysql_session_store, in Koa's row format, and the cookie is the one the
+// tutorial's Koa app sets (SESSION_ID, Path=/), so a visitor moves between
+// this server and the Koa app (interop/koa) without losing the session.
+// The server logs the address it listens on, so -addr 127.0.0.1:0 picks a
+// free port.
 package main
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -24,24 +33,58 @@ import (
 	"github.com/seed013449c2/session"
 )
 
+// config is what the flags say.
+type config struct {
+	addr, store, dsn string
+	lock, koa        bool
+}
+
 func main() {
-	addr := flag.String("addr", ":3000", "listen address")
-	store := flag.String("store", "memory", "session store: memory or mysql")
-	dsn := flag.String("dsn", "root@tcp(127.0.0.1:3306)/test", "MySQL DSN, with -store mysql")
-	lock := flag.Bool("lock", false, "serialize the requests of one session (exact counts under concurrency)")
+	var c config
+	flag.StringVar(&c.addr, "addr", ":3000", "listen address (port 0 picks a free one)")
+	flag.StringVar(&c.store, "store", "memory", "session store: memory or mysql")
+	flag.StringVar(&c.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "MySQL DSN, with -store mysql")
+	flag.BoolVar(&c.lock, "lock", false, "serialize the requests of one session (exact counts under concurrency)")
+	flag.BoolVar(&c.koa, "koa", false, "with -store mysql: share sessions with the Koa tutorial's app (its table _mysql_session_store and its cookie SESSION_ID)")
 	flag.Parse()
-	if err := run(*addr, *store, *dsn, *lock); err != nil {
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "counter:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, storeName, dsn string, lock bool) error {
-	opts := session.Options{Lock: lock}
-	switch storeName {
-	case "memory":
-	case "mysql":
-		cfg, err := mysql.ParseDSN(dsn)
+func run(c config) error {
+	opts := session.Options{Lock: c.lock}
+	mode := c.store + " store"
+	switch {
+	case c.koa && c.store != "mysql":
+		return fmt.Errorf("-koa needs -store mysql, not %q", c.store)
+	case c.store == "memory":
+	case c.store == "mysql" && c.koa:
+		cfg, err := mysql.ParseDSN(c.dsn)
+		if err != nil {
+			return fmt.Errorf("-dsn: %w", err)
+		}
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return fmt.Errorf("-dsn: %w", err)
+		}
+		db := sql.OpenDB(connector)
+		defer db.Close()
+		st, err := session.NewKoaStore(db, session.KoaOptions{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		opts.Store = st
+		// The Koa app's cookie: the same name, and Path=/ (the default),
+		// so the Go cookie replaces Koa's in the browser instead of
+		// sitting beside it.
+		opts.CookieName = "SESSION_ID"
+		opts.Cookie.Path = "/"
+		mode = "mysql store, Koa mode"
+	case c.store == "mysql":
+		cfg, err := mysql.ParseDSN(c.dsn)
 		if err != nil {
 			return fmt.Errorf("-dsn: %w", err)
 		}
@@ -52,18 +95,18 @@ func run(addr, storeName, dsn string, lock bool) error {
 		defer st.Close()
 		opts.Store = st
 	default:
-		return fmt.Errorf("-store %q: want memory or mysql", storeName)
+		return fmt.Errorf("-store %q: want memory or mysql", c.store)
 	}
 	m, err := session.New(opts)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
-	log.Printf("counter (%s store) listening on http://%s", storeName, ln.Addr())
+	log.Printf("counter (%s) listening on http://%s", mode, ln.Addr())
 	err = http.Serve(ln, m.Handler(routes()))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -62,8 +62,14 @@ func TestCounterFlow(t *testing.T) {
 	}
 }
 
-func TestRunRejectsUnknownStore(t *testing.T) {
-	if err := run("127.0.0.1:0", "redis", "", false); err == nil {
-		t.Fatal("run accepted -store redis")
+func TestRunRejectsBadFlags(t *testing.T) {
+	for _, c := range []config{
+		{addr: "127.0.0.1:0", store: "redis"},
+		{addr: "127.0.0.1:0", store: "memory", koa: true},
+		{addr: "127.0.0.1:0", store: "mysql", koa: true, dsn: "not a dsn"},
+	} {
+		if err := run(c); err == nil {
+			t.Errorf("run accepted %+v", c)
+		}
 	}
 }

@@ -1,0 +1,478 @@
+package session
+
+import (
+	"context"
+	"crypto/md5"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// KoaOptions configures a [KoaStore]. The zero value matches the Koa
+// tutorial's stack: koa-session-minimal with the key SESSION_ID over
+// koa-mysql-session 0.0.2.
+type KoaOptions struct {
+	// Table is the table the Koa app's store uses. Default
+	// "_mysql_session_store", the name koa-mysql-session 0.0.2 hard-codes
+	// (it has no option for it), so change it only for a Koa store that
+	// lets you. It must be a plain identifier, as MySQLOptions.Table.
+	Table string
+	// Prefix goes before the id to form a row's id: koa-session-minimal's
+	// key option followed by ":". Default "SESSION_ID:". It must be
+	// printable ASCII without spaces, and leave room in the 255-byte id
+	// column for the 32-character id. Options.CookieName should be the key
+	// itself (SESSION_ID, the default), so both apps read one cookie.
+	Prefix string
+	// NoCreateTable skips the CREATE TABLE IF NOT EXISTS (see
+	// [KoaStore.CreateTableSQL]) that the constructor runs otherwise.
+	// Leave it false and start the Go app first to get the stricter table;
+	// koa-mysql-session's own CREATE TABLE IF NOT EXISTS then keeps it.
+	NoCreateTable bool
+	// CleanupInterval is how often expired rows are deleted, as in
+	// MySQLOptions: default 5 minutes, negative for none (call
+	// [KoaStore.DeleteExpired] yourself). Koa never deletes a row, so
+	// without this cleanup the table only grows.
+	CleanupInterval time.Duration
+	// CleanupBatch is the most rows one cleanup DELETE removes. Default
+	// 1000.
+	CleanupBatch int
+	// Logger receives the failures no caller sees: a failed cleanup, a
+	// failed RELEASE_LOCK, an expired row Load could not delete. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// KoaStore keeps sessions in the table of a Koa app's koa-session-minimal
+// and koa-mysql-session, in Koa's own row format, so that a Koa app and a
+// Go app on the same database serve the same visitors while routes move
+// from one to the other. A row is
+//
+//	id       prefix + session id ("SESSION_ID:" + 32 base64url characters)
+//	expires  BIGINT, milliseconds since 1970: when the row stops being live
+//	data     the values as one JSON object, {"count":2,"user_id":"x"}
+//
+// and both apps read and write each other's rows. Use it with the cookie
+// the Koa app sets: [Options].CookieName the Koa key (SESSION_ID, the
+// default) and Path=/ (the default), and [Options].IdleTimeout the Koa
+// cookie's maxAge (24 hours when maxAge is 0, the Go default too).
+//
+// The Go side stays strict where Koa is lax. Load treats a row whose
+// expires has passed as absent and deletes it in the same call (as an
+// extra, best-effort DELETE; the cleanup catches a failed one), and reports
+// a NULL expires, NULL data or data that is not a JSON object as
+// [ErrCorrupt], so the middleware starts a fresh session. It matches ids
+// byte for byte even on Koa's own case-insensitive table, so a case-swapped
+// or space-padded cookie reads nobody's session. The middleware never
+// adopts an id that has no row and never writes an empty object: an
+// emptied session deletes the row and expires the cookie, as Koa does.
+//
+// Create never overwrites a live row and Save never creates one. Koa's
+// table has no version column, so Save is a compare-and-swap on the data
+// itself: Record.Version holds the first 64 bits of the MD5 of data as
+// loaded, and the UPDATE matches only while the row's MD5 still starts
+// with them. Any change, by Koa or by Go, changes the data and therefore
+// the hash, so a concurrent write makes Save report [ErrConflict] and the
+// middleware merges its changes key by key onto the fresh row. Touch
+// writes only expires.
+//
+// What Koa's own writes break is beyond any Go store: koa-mysql-session
+// writes with a blind upsert (INSERT ... ON DUPLICATE KEY UPDATE), so a
+// Koa request can overwrite a change Go made after Koa read the row, and
+// can bring back a row Go deleted (a logout, an expiry, a Regenerate)
+// while it was in flight; Go's merge and [Locker] bind only Go's requests.
+// Koa never checks expires and adopts any id a client sends.
+//
+// Koa's table has no other columns, so:
+//
+//   - Record.Owner is not kept: Create and Save of a record with an owner
+//     and DeleteOwner of an owner fail with an error wrapping
+//     errors.ErrUnsupported ([Session.SetOwner], [Manager.Revoke] and
+//     [Session.RevokeOwner] do not work in Koa mode).
+//   - Record.Created and Record.Deadline are not kept: Load returns them
+//     zero, so Options.Lifetime is not enforced on these sessions; only
+//     the idle timeout is.
+//   - Expires is kept to the millisecond.
+//
+// Values are written as raw UTF-8 JSON. Koa's MySQL connection is utf8mb3,
+// so a character outside the Basic Multilingual Plane (an emoji) does not
+// survive a Koa write, and JavaScript numbers are doubles, so integers
+// beyond 2^53 come back rounded after one.
+//
+// KoaStore sends only these statements:
+//
+//	CREATE TABLE IF NOT EXISTS t (...)                        constructor, unless NoCreateTable
+//	SELECT id, data, expires, LEFT(MD5(data), 16) ...         Load
+//	DELETE FROM t WHERE id = ? AND expires <= ?               Load of an expired row; Create over one
+//	INSERT INTO t (id, expires, data) VALUES (?, ?, ?)        Create
+//	UPDATE t SET data = ?, expires = ? WHERE ... MD5 ...      Save
+//	UPDATE t SET expires = ? WHERE id = ? AND expires > ?     Touch
+//	SELECT LEFT(MD5(data), 16), expires ... WHERE id = ? ...  Save and Touch when no row changed
+//	DELETE FROM t WHERE id = ?                                Delete
+//	DELETE FROM t WHERE expires <= ? LIMIT ?                  DeleteExpired, repeated
+//	SELECT GET_LOCK(?, ?) and SELECT RELEASE_LOCK(?)          Lock
+//
+// "Now" is the Go server's clock in milliseconds, as Koa's is, so the
+// servers need synchronized clocks. Statements are retried and locks held
+// as in [MySQLStore].
+type KoaStore struct {
+	mysqlTable
+	prefix string
+	q      koaQueries
+}
+
+// koaQueries holds the statements for one table, built once.
+type koaQueries struct {
+	create, load, check, insert, deleteExpiredKey, save, touch, delete, deleteExpired string
+}
+
+const (
+	koaDefaultTable  = "_mysql_session_store"
+	koaDefaultPrefix = "SESSION_ID:"
+	// koaIDBytes is what koa-session-minimal's uid.sync(24) draws: 32
+	// base64url characters.
+	koaIDBytes = 24
+	koaIDChars = 32
+	// koaMaxMillis is the last instant a JavaScript Date can hold.
+	koaMaxMillis = 8_640_000_000_000_000
+)
+
+// NewKoaStore returns a store over the Koa app's session table in db,
+// creating the table unless opts.NoCreateTable is set, and starts the
+// cleanup of expired rows. [KoaStore.Close] stops the cleanup; it never
+// closes db, which stays the caller's.
+func NewKoaStore(db *sql.DB, opts KoaOptions) (*KoaStore, error) {
+	if db == nil {
+		return nil, errors.New("session: koa: nil *sql.DB")
+	}
+	table, prefix := opts.Table, opts.Prefix
+	if table == "" {
+		table = koaDefaultTable
+	}
+	if prefix == "" {
+		prefix = koaDefaultPrefix
+	}
+	if err := checkMySQLKey(prefix); err != nil || len(prefix)+koaIDChars > 255 {
+		return nil, fmt.Errorf("session: koa: Prefix %q must be printable ASCII without spaces, at most %d bytes", prefix, 255-koaIDChars)
+	}
+	s := &KoaStore{prefix: prefix, q: buildKoaQueries(table)}
+	if err := s.setup(db, false, "session: koa", "Koa", table, opts.CleanupBatch, opts.Logger); err != nil {
+		return nil, err
+	}
+	if !opts.NoCreateTable {
+		if err := s.createTable(s.q.create); err != nil {
+			return nil, err
+		}
+	}
+	if ctx, every := s.cleanupEvery(opts.CleanupInterval); every > 0 {
+		go s.cleanupLoop(ctx, every, s.DeleteExpired)
+	}
+	return s, nil
+}
+
+func buildKoaQueries(table string) koaQueries {
+	t := "`" + table + "`"
+	return koaQueries{
+		create: "CREATE TABLE IF NOT EXISTS " + t + " (\n" +
+			"  id VARBINARY(255) NOT NULL,\n" +
+			"  expires BIGINT NOT NULL,\n" +
+			"  data MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,\n" +
+			"  PRIMARY KEY (id),\n" +
+			"  KEY expires_idx (expires)\n" +
+			") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+		load:             "SELECT id, data, expires, LEFT(MD5(data), 16) FROM " + t + " WHERE id = ?",
+		check:            "SELECT LEFT(MD5(data), 16), expires FROM " + t + " WHERE id = ? AND expires > ?",
+		insert:           "INSERT INTO " + t + " (id, expires, data) VALUES (?, ?, ?)",
+		deleteExpiredKey: "DELETE FROM " + t + " WHERE id = ? AND expires <= ?",
+		save:             "UPDATE " + t + " SET data = ?, expires = ? WHERE id = ? AND expires > ? AND LEFT(MD5(data), 16) = ?",
+		touch:            "UPDATE " + t + " SET expires = ? WHERE id = ? AND expires > ?",
+		delete:           "DELETE FROM " + t + " WHERE id = ?",
+		deleteExpired:    "DELETE FROM " + t + " WHERE expires <= ? LIMIT ?",
+	}
+}
+
+// CreateTableSQL returns the CREATE TABLE statement the store runs when the
+// table is missing: Koa's columns in a stricter form that Koa works with
+// unchanged. The id is binary, so a case-swapped or space-padded id never
+// matches another visitor's row; data is utf8mb4 and holds up to 16 MB
+// (Koa's TEXT holds 64 KB); expires is indexed for the cleanup.
+//
+// A table Koa created first keeps Koa's form (VARCHAR id with the
+// database's collation, TEXT data, no index). The store works on it too,
+// but consider adding the index:
+//
+//	ALTER TABLE _mysql_session_store ADD KEY expires_idx (expires)
+func (s *KoaStore) CreateTableSQL() string {
+	return s.q.create
+}
+
+// IDBytes implements [KeyScheme]: ids are 24 random bytes, the 32
+// base64url characters of koa-session-minimal's ids.
+func (s *KoaStore) IDBytes() int {
+	return koaIDBytes
+}
+
+// Key implements [KeyScheme]: the row id is the prefix and the id, as
+// koa-session-minimal builds it. Keys are the ids themselves, not hashes,
+// because Koa looks rows up by id: protect the table as you would the
+// cookies.
+func (s *KoaStore) Key(id string) string {
+	return s.prefix + id
+}
+
+// Close stops the cleanup and waits for it to finish. It leaves the pool
+// open. Calling Close again returns the first result.
+func (s *KoaStore) Close() error {
+	return s.close()
+}
+
+// DeleteExpired deletes the rows that expired before the call, Koa's and
+// Go's alike, at most CleanupBatch rows per statement, until a statement
+// deletes fewer, and reports how many it deleted. The cleanup runs it every
+// CleanupInterval; call it yourself when the cleanup is disabled.
+func (s *KoaStore) DeleteExpired(ctx context.Context) (int64, error) {
+	return s.deleteExpired(ctx, s.q.deleteExpired, s.now().UnixMilli())
+}
+
+// Load implements [Store]. An expired row is deleted before Load reports
+// it missing; if that DELETE fails, the failure is logged and the cleanup
+// removes the row later.
+func (s *KoaStore) Load(ctx context.Context, key string) (*Record, error) {
+	if err := checkMySQLKey(key); err != nil {
+		return nil, fmt.Errorf("session: koa: load: %w", err)
+	}
+	var (
+		id         []byte
+		data, hash sql.NullString
+		expires    sql.NullInt64
+	)
+	now := s.now().UnixMilli()
+	err := s.queryRow(ctx, s.q.load, []any{key}, &id, &data, &expires, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("session: koa: load: %w", ErrNotFound)
+	case err != nil:
+		return nil, s.fail(ctx, "load", err)
+	case string(id) != key:
+		// Koa's own table compares ids ignoring case and trailing spaces:
+		// this row belongs to another id.
+		return nil, fmt.Errorf("session: koa: load: %w", ErrNotFound)
+	case !expires.Valid:
+		return nil, fmt.Errorf("session: koa: load: %w: the row has a NULL expires", ErrCorrupt)
+	case expires.Int64 <= now:
+		if _, err := s.exec(ctx, s.q.deleteExpiredKey, key, now); err != nil {
+			s.logger.WarnContext(ctx, "session: koa: could not delete an expired row; the cleanup will", "table", s.table, "err", err)
+		}
+		return nil, fmt.Errorf("session: koa: load: %w (expired)", ErrNotFound)
+	case !data.Valid:
+		return nil, fmt.Errorf("session: koa: load: %w: the row has NULL data", ErrCorrupt)
+	}
+	rec := &Record{Expires: time.UnixMilli(expires.Int64).UTC()}
+	if rec.Values, err = koaDecode(data.String); err != nil {
+		return nil, fmt.Errorf("session: koa: load: %w: %w", ErrCorrupt, err)
+	}
+	if rec.Version, err = koaParseVersion(hash.String); err != nil {
+		return nil, fmt.Errorf("session: koa: load: %w", err)
+	}
+	return rec, nil
+}
+
+// koaDecode parses Koa's data column, which must hold a JSON object.
+func koaDecode(data string) (map[string]json.RawMessage, error) {
+	if !strings.HasPrefix(strings.TrimLeft(data, " \t\r\n"), "{") {
+		return nil, errors.New("stored data is not a JSON object")
+	}
+	return decodeObject([]byte(data))
+}
+
+// Create implements [Store] with a plain INSERT, and sets rec.Version to
+// the hash of the data it stored. An expired row under key is replaced; a
+// live one is left alone.
+func (s *KoaStore) Create(ctx context.Context, key string, rec *Record) error {
+	data, expires, err := s.row(key, rec)
+	if err != nil {
+		return fmt.Errorf("session: koa: create: %w", err)
+	}
+	if err := s.insert(ctx, key, s.now().UnixMilli(), s.q.insert, s.q.deleteExpiredKey, key, expires, data); err != nil {
+		return err
+	}
+	rec.Version = koaVersion(data)
+	return nil
+}
+
+// Save implements [Store] as one UPDATE that matches only the live row
+// whose data still hashes to rec.Version, and sets rec.Version to the hash
+// of the data it stored.
+func (s *KoaStore) Save(ctx context.Context, key string, rec *Record) error {
+	data, expires, err := s.row(key, rec)
+	if err != nil {
+		return fmt.Errorf("session: koa: save: %w", err)
+	}
+	now := s.now().UnixMilli()
+	version := koaVersion(data)
+	res, err := s.exec(ctx, s.q.save, data, expires, key, now, koaVersionHex(rec.Version))
+	if err != nil {
+		return s.fail(ctx, "save", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.fail(ctx, "save", err)
+	}
+	if n > 0 {
+		rec.Version = version
+		return nil
+	}
+	// MySQL counts changed rows, not matched ones, so no row changed
+	// either because the WHERE matched nothing or because the save writes
+	// back what was loaded, unchanged, onto a row that still holds it.
+	// Only the latter is a success: a row that holds this data because
+	// another writer stored the same change (two increments from 1 to 2)
+	// is a conflict, or one of the changes would be lost. No live row is
+	// a missing session, as of the same instant.
+	var stored sql.NullString // NULL when Koa's table holds NULL data
+	var storedExpires int64
+	err = s.queryRow(ctx, s.q.check, []any{key, now}, &stored, &storedExpires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("session: koa: save: %w", ErrNotFound)
+	case err != nil:
+		return s.fail(ctx, "save", err)
+	case version == rec.Version && stored.String == koaVersionHex(version) && storedExpires == expires:
+		return nil
+	}
+	return fmt.Errorf("session: koa: save: %w (the row's data changed since it was loaded)", ErrConflict)
+}
+
+// Touch implements [Store]. It writes only expires.
+func (s *KoaStore) Touch(ctx context.Context, key string, expires time.Time) error {
+	if err := checkMySQLKey(key); err != nil {
+		return fmt.Errorf("session: koa: touch: %w", err)
+	}
+	exp, err := koaMillis(expires)
+	if err != nil {
+		return fmt.Errorf("session: koa: touch: %w", err)
+	}
+	now := s.now().UnixMilli()
+	res, err := s.exec(ctx, s.q.touch, exp, key, now)
+	if err != nil {
+		return s.fail(ctx, "touch", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.fail(ctx, "touch", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// A live row that already had this expiry was matched but not
+	// changed; only a missing or expired row is an error.
+	var stored sql.NullString
+	var storedExpires int64
+	err = s.queryRow(ctx, s.q.check, []any{key, now}, &stored, &storedExpires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("session: koa: touch: %w", ErrNotFound)
+	case err != nil:
+		return s.fail(ctx, "touch", err)
+	}
+	return nil
+}
+
+// Delete implements [Store].
+func (s *KoaStore) Delete(ctx context.Context, key string) error {
+	if err := checkMySQLKey(key); err != nil {
+		return fmt.Errorf("session: koa: delete: %w", err)
+	}
+	if _, err := s.exec(ctx, s.q.delete, key); err != nil {
+		return s.fail(ctx, "delete", err)
+	}
+	return nil
+}
+
+// errKoaOwner explains why owners are refused.
+var errKoaOwner = fmt.Errorf("%w: a Koa session table has no owner column, so SetOwner, Revoke and RevokeOwner do not work in Koa mode", errors.ErrUnsupported)
+
+// DeleteOwner implements [Store]. Koa's table has no owner column, so it
+// reports an error wrapping errors.ErrUnsupported for any owner but "",
+// which removes nothing, as for every store.
+func (s *KoaStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error) {
+	if owner == "" {
+		return 0, nil
+	}
+	return 0, fmt.Errorf("session: koa: delete owner: %w", errKoaOwner)
+}
+
+// Lock implements [Locker] with GET_LOCK, exactly as [MySQLStore.Lock]. It
+// serializes the Go app's requests of a session; Koa's requests never take
+// it.
+func (s *KoaStore) Lock(ctx context.Context, key string) (func(), error) {
+	return s.lock(ctx, key)
+}
+
+// row checks rec and returns its data and expires columns.
+func (s *KoaStore) row(key string, rec *Record) (data string, expires int64, err error) {
+	if err := checkMySQLKey(key); err != nil {
+		return "", 0, err
+	}
+	if rec == nil {
+		return "", 0, errors.New("nil record")
+	}
+	if rec.Owner != "" {
+		return "", 0, errKoaOwner
+	}
+	if data, err = mysqlEncodeValues(rec.Values); err != nil {
+		return "", 0, err
+	}
+	if data == "{}" {
+		// Koa would read an empty object as a new visitor's session; the
+		// middleware deletes an emptied session instead of saving it.
+		return "", 0, errors.New("refusing to store a session with no values")
+	}
+	if expires, err = koaMillis(rec.Expires); err != nil {
+		return "", 0, err
+	}
+	return data, expires, nil
+}
+
+// koaMillis converts t to the expires column: milliseconds since 1970,
+// within what a JavaScript Date holds.
+func koaMillis(t time.Time) (int64, error) {
+	ms := t.UnixMilli()
+	if t.IsZero() || ms <= 0 || ms > koaMaxMillis {
+		return 0, fmt.Errorf("expires time %v is outside what a Koa row holds (1970 to the year 275760)", t)
+	}
+	return ms, nil
+}
+
+// koaVersion is the version of a row holding data: the first 64 bits of
+// its MD5, which is what the SQL's LEFT(MD5(data), 16) shows in hex.
+func koaVersion(data string) int64 {
+	sum := md5.Sum([]byte(data))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// koaVersionHex is the form of a version the SQL compares: 16 lower-case
+// hex digits.
+func koaVersionHex(version int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(version))
+	return hex.EncodeToString(b[:])
+}
+
+// koaParseVersion reads LEFT(MD5(data), 16) as the server computed it.
+func koaParseVersion(h string) (int64, error) {
+	if len(h) != 16 {
+		return 0, fmt.Errorf("the data's MD5 came back as %q, not 16 hex digits", h)
+	}
+	v, err := strconv.ParseUint(h, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("the data's MD5 came back as %q: %w", h, err)
+	}
+	return int64(v), nil
+}

@@ -1,0 +1,878 @@
+package session
+
+import (
+	"context"
+	"crypto/md5"
+	"database/sql/driver"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/DATA-DOG/go-sqlmock"
+	"github.com/go-sql-driver/mysql"
+)
+
+// The Koa statements, written out in full as in store_mysql_test.go.
+const (
+	koaMockID  = "J9vntfG6Y_CN0EwOkycxZey95Wv0NTOD"
+	koaMockKey = "SESSION_ID:" + koaMockID
+
+	sqlKoaCreate = "CREATE TABLE IF NOT EXISTS `_mysql_session_store` (\n" +
+		"  id VARBINARY(255) NOT NULL,\n" +
+		"  expires BIGINT NOT NULL,\n" +
+		"  data MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,\n" +
+		"  PRIMARY KEY (id),\n" +
+		"  KEY expires_idx (expires)\n" +
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+	sqlKoaLoad          = "SELECT id, data, expires, LEFT(MD5(data), 16) FROM `_mysql_session_store` WHERE id = ?"
+	sqlKoaCheck         = "SELECT LEFT(MD5(data), 16), expires FROM `_mysql_session_store` WHERE id = ? AND expires > ?"
+	sqlKoaInsert        = "INSERT INTO `_mysql_session_store` (id, expires, data) VALUES (?, ?, ?)"
+	sqlKoaDeleteExpKey  = "DELETE FROM `_mysql_session_store` WHERE id = ? AND expires <= ?"
+	sqlKoaSave          = "UPDATE `_mysql_session_store` SET data = ?, expires = ? WHERE id = ? AND expires > ? AND LEFT(MD5(data), 16) = ?"
+	sqlKoaTouch         = "UPDATE `_mysql_session_store` SET expires = ? WHERE id = ? AND expires > ?"
+	sqlKoaDelete        = "DELETE FROM `_mysql_session_store` WHERE id = ?"
+	sqlKoaDeleteExpired = "DELETE FROM `_mysql_session_store` WHERE expires <= ? LIMIT ?"
+
+	// mockNow and mockExpires in milliseconds.
+	koaNowMS     = int64(1740830400123)
+	koaExpiresMS = int64(1740832200000)
+	// koaValuesHash is LEFT(MD5(mockValuesSQL), 16), as MariaDB computes it.
+	koaValuesHash = "eadec3604920e06f"
+)
+
+var koaLoadCols = []string{"id", "data", "expires", "LEFT(MD5(data), 16)"}
+
+// newKoaMockStore returns a Koa store on a sqlmock pool that matches SQL
+// exactly, whose clock reads mockNow, and checks on cleanup that every
+// expected statement ran.
+func newKoaMockStore(t *testing.T, opts KoaOptions) (*KoaStore, sqlmock.Sqlmock) {
+	t.Helper()
+	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.CleanupInterval == 0 {
+		opts.CleanupInterval = -1
+	}
+	if !opts.NoCreateTable {
+		mock.ExpectExec(sqlKoaCreate).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+	}
+	s, err := NewKoaStore(db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return mockNow }
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := mock.ExpectationsWereMet(); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	})
+	return s, mock
+}
+
+func TestKoaMockTimes(t *testing.T) {
+	// The literals above are what the store must send for these times.
+	if mockNow.UnixMilli() != koaNowMS || mockExpires.UnixMilli() != koaExpiresMS {
+		t.Fatalf("koaNowMS, koaExpiresMS = %d, %d; want %d, %d", koaNowMS, koaExpiresMS, mockNow.UnixMilli(), mockExpires.UnixMilli())
+	}
+	sum := md5.Sum([]byte(mockValuesSQL))
+	if hex.EncodeToString(sum[:])[:16] != koaValuesHash {
+		t.Fatalf("koaValuesHash is not the MD5 of %s", mockValuesSQL)
+	}
+}
+
+func TestKoaCreateTable(t *testing.T) {
+	tests := []struct {
+		table, want string
+	}{
+		{"", sqlKoaCreate},
+		{"koa_Sessions2", strings.Replace(sqlKoaCreate, "`_mysql_session_store`", "`koa_Sessions2`", 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.table, func(t *testing.T) {
+			db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			mock.ExpectExec(tt.want).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+			s, err := NewKoaStore(db, KoaOptions{Table: tt.table, CleanupInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CreateTableSQL(); got != tt.want {
+				t.Errorf("CreateTableSQL() =\n%s\nwant\n%s", got, tt.want)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Close leaves the caller's pool open.
+			if err := db.Ping(); err != nil {
+				t.Errorf("caller's pool after Close: %v", err)
+			}
+			if err := mock.ExpectationsWereMet(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestKoaBadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts KoaOptions
+		want string
+	}{
+		{"table with a dash", KoaOptions{Table: "koa-sessions"}, "plain identifier"},
+		{"table with a backtick", KoaOptions{Table: "s`; DROP TABLE users; --"}, "plain identifier"},
+		{"qualified table", KoaOptions{Table: "db.sessions"}, "plain identifier"},
+		{"prefix with a space", KoaOptions{Prefix: "SESSION ID:"}, "Prefix"},
+		{"prefix not ASCII", KoaOptions{Prefix: "séssion:"}, "Prefix"},
+		{"prefix with a control character", KoaOptions{Prefix: "s\x00:"}, "Prefix"},
+		{"prefix too long for the id column", KoaOptions{Prefix: strings.Repeat("k", 224)}, "Prefix"},
+		{"negative batch", KoaOptions{CleanupBatch: -1}, "CleanupBatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			s, err := NewKoaStore(db, tt.opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("NewKoaStore accepted the options")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "session: koa: ") {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+			if err := mock.ExpectationsWereMet(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, err := NewKoaStore(nil, KoaOptions{}); err == nil {
+		t.Error("NewKoaStore(nil) gave no error")
+	}
+	// The longest prefix that leaves room for an id is accepted.
+	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true, Prefix: strings.Repeat("k", 223)})
+	if got := s.Key(koaMockID); len(got) != 255 {
+		t.Errorf("key of %d bytes, want 255", len(got))
+	}
+}
+
+func TestKoaKeyScheme(t *testing.T) {
+	var _ KeyScheme = (*KoaStore)(nil)
+	var _ Locker = (*KoaStore)(nil)
+	for _, tt := range []struct{ prefix, want string }{
+		{"", "SESSION_ID:" + koaMockID},
+		{"koa:sess:", "koa:sess:" + koaMockID},
+	} {
+		s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true, Prefix: tt.prefix})
+		if got := s.Key(koaMockID); got != tt.want {
+			t.Errorf("Key with prefix %q = %q, want %q", tt.prefix, got, tt.want)
+		}
+		if s.IDBytes() != 24 {
+			t.Errorf("IDBytes = %d, want koa-session-minimal's 24", s.IDBytes())
+		}
+	}
+}
+
+func TestKoaVersion(t *testing.T) {
+	for _, data := range []string{mockValuesSQL, `{"a":"é 😀"}`, `{"count":null}`} {
+		sum := md5.Sum([]byte(data))
+		want := hex.EncodeToString(sum[:])[:16]
+		v := koaVersion(data)
+		if got := koaVersionHex(v); got != want {
+			t.Errorf("koaVersionHex(koaVersion(%s)) = %s, want %s", data, got, want)
+		}
+		if back, err := koaParseVersion(want); err != nil || back != v {
+			t.Errorf("koaParseVersion(%s) = %d, %v, want %d", want, back, err, v)
+		}
+	}
+	for _, bad := range []string{"", "eadec360", "eadec3604920e06fff", "xadec3604920e06f"} {
+		if _, err := koaParseVersion(bad); err == nil {
+			t.Errorf("koaParseVersion(%q) gave no error", bad)
+		}
+	}
+}
+
+func TestKoaLoad(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want map[string]json.RawMessage
+	}{
+		{"written by Go", mockValuesSQL, mockValues},
+		// Koa keeps insertion order and writes NaN as null, which the
+		// session reads as missing but the record keeps as stored.
+		{"written by Koa", `{"user_id":"k3j2","count":null}`,
+			map[string]json.RawMessage{"user_id": json.RawMessage(`"k3j2"`), "count": json.RawMessage(`null`)}},
+		{"leading whitespace", " \n{\"count\":1}", map[string]json.RawMessage{"count": json.RawMessage(`1`)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			sum := md5.Sum([]byte(tt.data))
+			hash := hex.EncodeToString(sum[:])[:16]
+			mock.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), tt.data, koaExpiresMS, hash))
+			rec, err := s.Load(context.Background(), koaMockKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRecord(t, rec, &Record{Values: tt.want, Expires: mockExpires, Version: koaVersion(tt.data)})
+		})
+	}
+}
+
+func TestKoaLoadMissing(t *testing.T) {
+	tests := []struct {
+		name   string
+		expect func(sqlmock.Sqlmock)
+	}{
+		{"no row", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(sqlmock.NewRows(koaLoadCols))
+		}},
+		// Koa's own table matches ids ignoring case and trailing spaces; a
+		// row under another id is not this session's, and is left alone.
+		{"row of a case-swapped id", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(strings.ToUpper(koaMockKey)), mockValuesSQL, koaExpiresMS, koaValuesHash))
+		}},
+		{"row of a space-padded id", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey+" "), mockValuesSQL, koaExpiresMS, koaValuesHash))
+		}},
+		{"expired a while ago: deleted", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), mockValuesSQL, int64(1000), koaValuesHash))
+			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
+		}},
+		{"expiring this millisecond: deleted", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), mockValuesSQL, koaNowMS, koaValuesHash))
+			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			tt.expect(mock)
+			rec, err := s.Load(context.Background(), koaMockKey)
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Load = %+v, %v; want ErrNotFound", rec, err)
+			}
+		})
+	}
+}
+
+// TestKoaLoadExpiredDeleteFails: the DELETE of an expired row is best
+// effort; its failure is logged and the row still reads as missing.
+func TestKoaLoadExpiredDeleteFails(t *testing.T) {
+	var logs syncBuffer
+	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	mock.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+		sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), mockValuesSQL, int64(1000), koaValuesHash))
+	mock.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnError(errors.New("connection lost"))
+	if _, err := s.Load(context.Background(), koaMockKey); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Load = %v, want ErrNotFound", err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "expired row") || !strings.Contains(out, "connection lost") {
+		t.Errorf("the failed DELETE was not logged:\n%s", out)
+	}
+	if strings.Contains(out, koaMockID) {
+		t.Errorf("the log carries the session id:\n%s", out)
+	}
+}
+
+func TestKoaLoadCorrupt(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    driver.Value
+		expires driver.Value
+		want    string
+	}{
+		{"NULL data", nil, koaExpiresMS, "NULL data"},
+		{"empty data", "", koaExpiresMS, "not a JSON object"},
+		{"JSON null", "null", koaExpiresMS, "not a JSON object"},
+		{"JSON string", `"hello"`, koaExpiresMS, "not a JSON object"},
+		{"JSON number", "5", koaExpiresMS, "not a JSON object"},
+		{"JSON array", "[1,2]", koaExpiresMS, "not a JSON object"},
+		{"invalid JSON", "{not json", koaExpiresMS, "not a JSON object"},
+		{"truncated object", `{"count":1,"user`, koaExpiresMS, "not a JSON object"},
+		{"NULL expires", mockValuesSQL, nil, "NULL expires"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			var hash driver.Value
+			if str, ok := tt.data.(string); ok {
+				sum := md5.Sum([]byte(str))
+				hash = hex.EncodeToString(sum[:])[:16]
+			}
+			mock.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), tt.data, tt.expires, hash))
+			rec, err := s.Load(context.Background(), koaMockKey)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load = %+v, %v; want ErrCorrupt mentioning %q", rec, err, tt.want)
+			}
+			if errors.Is(err, ErrNotFound) {
+				t.Errorf("a corrupt row must not read as missing: %v", err)
+			}
+		})
+	}
+}
+
+func TestKoaCreate(t *testing.T) {
+	// Values keep their bytes; keys are sorted and escaped; non-ASCII is
+	// raw UTF-8, as Koa writes it.
+	values := map[string]json.RawMessage{
+		"z":       json.RawMessage(`{"nested":[1,2]}`),
+		"count":   json.RawMessage(`1`),
+		"name":    json.RawMessage(`"zoë 😀"`),
+		`a"b<`:    json.RawMessage(`true`),
+		"deleted": nil,
+	}
+	const data = `{"a\"b\u003c":true,"count":1,"name":"zoë 😀","z":{"nested":[1,2]}}`
+	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	mock.ExpectExec(sqlKoaInsert).WithArgs(koaMockKey, koaExpiresMS, data).WillReturnResult(sqlmock.NewResult(0, 1))
+	// Created, Deadline and a stale Version are not kept: Koa's table has
+	// no columns for them.
+	rec := &Record{Values: values, Created: mockCreated, Expires: mockExpires, Deadline: mockDeadline, Version: 42}
+	if err := s.Create(context.Background(), koaMockKey, rec); err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum([]byte(data))
+	if got, want := koaVersionHex(rec.Version), hex.EncodeToString(sum[:])[:16]; got != want {
+		t.Errorf("rec.Version = %s after Create, want the MD5 prefix %s of the stored data", got, want)
+	}
+}
+
+func TestKoaCreateTakenKey(t *testing.T) {
+	dup := &mysql.MySQLError{Number: 1062, Message: "Duplicate entry for key 'PRIMARY'"}
+	insert := []driver.Value{koaMockKey, koaExpiresMS, mockValuesSQL}
+	tests := []struct {
+		name       string
+		expect     func(sqlmock.Sqlmock)
+		wantExists bool
+	}{
+		{"live row", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
+			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
+		}, true},
+		{"expired row", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
+			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, false},
+		{"expired row replaced by a live one meanwhile", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
+			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			tt.expect(mock)
+			err := s.Create(context.Background(), koaMockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
+			if !tt.wantExists {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrExists) || !errors.Is(err, &mysql.MySQLError{Number: 1062}) || !strings.HasPrefix(err.Error(), "session: koa: create") {
+				t.Fatalf("Create = %v, want ErrExists with the driver's 1062 kept", err)
+			}
+		})
+	}
+}
+
+// TestKoaBadRecord: what Koa's table cannot hold, or must never hold, is
+// refused before any statement is sent.
+func TestKoaBadRecord(t *testing.T) {
+	good := func() *Record {
+		return &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires}
+	}
+	tests := []struct {
+		name string
+		key  string
+		rec  func() *Record
+		want string
+		is   error
+	}{
+		{"nil record", koaMockKey, func() *Record { return nil }, "nil record", nil},
+		{"empty key", "", good, "invalid key", nil},
+		{"key with space", koaMockKey + " ", good, "invalid key", nil},
+		{"owner", koaMockKey, func() *Record { r := good(); r.Owner = "alice"; return r }, "no owner column", errors.ErrUnsupported},
+		{"no values", koaMockKey, func() *Record { r := good(); r.Values = nil; return r }, "no values", nil},
+		{"only empty values", koaMockKey, func() *Record {
+			r := good()
+			r.Values = map[string]json.RawMessage{"a": nil}
+			return r
+		}, "no values", nil},
+		{"value not JSON", koaMockKey, func() *Record {
+			r := good()
+			r.Values = map[string]json.RawMessage{"a": json.RawMessage(`{`)}
+			return r
+		}, "not valid UTF-8 JSON", nil},
+		{"zero expires", koaMockKey, func() *Record { r := good(); r.Expires = time.Time{}; return r }, "Koa row", nil},
+		{"expires before 1970", koaMockKey, func() *Record { r := good(); r.Expires = time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC); return r }, "Koa row", nil},
+		{"expires past JavaScript's dates", koaMockKey, func() *Record { r := good(); r.Expires = time.Date(275761, 1, 1, 0, 0, 0, 0, time.UTC); return r }, "Koa row", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			for _, op := range []struct {
+				name string
+				call func() error
+			}{
+				{"create", func() error { return s.Create(context.Background(), tt.key, tt.rec()) }},
+				{"save", func() error { return s.Save(context.Background(), tt.key, tt.rec()) }},
+			} {
+				err := op.call()
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "session: koa: "+op.name) {
+					t.Errorf("%s = %v, want an error mentioning %q", op.name, err, tt.want)
+				}
+				if tt.is != nil && !errors.Is(err, tt.is) {
+					t.Errorf("%s = %v, want it to wrap %v", op.name, err, tt.is)
+				}
+			}
+		})
+	}
+}
+
+func TestKoaSave(t *testing.T) {
+	// The record was loaded with data that hashed to loaded, and now
+	// carries mockValuesSQL, whose hash is koaValuesHash.
+	const other = "0123456789abcdef"
+	check := func(hash string, expires int64) *sqlmock.Rows {
+		return sqlmock.NewRows([]string{"hash", "expires"}).AddRow(hash, expires)
+	}
+	tests := []struct {
+		name   string
+		loaded string
+		expect func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec)
+		want   error
+	}{
+		{"saved", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 1))
+		}, nil},
+		{"data changed since the load", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check("fedcba9876543210", koaExpiresMS))
+		}, ErrConflict},
+		// Another writer stored the very data this save carries (two
+		// increments from the same count): a conflict, or one increment
+		// would be lost.
+		{"another writer stored the same change", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check(koaValuesHash, koaExpiresMS))
+		}, ErrConflict},
+		// MySQL reports a row set to what it held as unchanged: writing
+		// back the loaded data and expiry is a successful save.
+		{"unchanged data and expiry", koaValuesHash, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check(koaValuesHash, koaExpiresMS))
+		}, nil},
+		{"unchanged data, another expiry stored meanwhile", koaValuesHash, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check(koaValuesHash, koaExpiresMS+1))
+		}, ErrConflict},
+		// Koa's table allows NULL data, whose MD5 is NULL.
+		{"row holds NULL data", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(
+				sqlmock.NewRows([]string{"hash", "expires"}).AddRow(nil, koaExpiresMS))
+		}, ErrConflict},
+		{"row deleted or expired", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
+			save.WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(sqlmock.NewRows([]string{"hash", "expires"}))
+		}, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			tt.expect(mock, mock.ExpectExec(sqlKoaSave).WithArgs(mockValuesSQL, koaExpiresMS, koaMockKey, koaNowMS, tt.loaded))
+			loaded, err := koaParseVersion(tt.loaded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Record{Values: mockValues, Expires: mockExpires, Version: loaded}
+			err = s.Save(context.Background(), koaMockKey, rec)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("Save = %v, want %v", err, tt.want)
+			}
+			// A saved record carries the hash of what it stored; a failed
+			// save leaves the version it was given.
+			want := tt.loaded
+			if err == nil {
+				want = koaValuesHash
+			}
+			if got := koaVersionHex(rec.Version); got != want {
+				t.Errorf("rec.Version = %s after Save, want %s", got, want)
+			}
+		})
+	}
+}
+
+func TestKoaTouch(t *testing.T) {
+	tests := []struct {
+		name   string
+		expect func(sqlmock.Sqlmock)
+		want   error
+	}{
+		{"moved", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, nil},
+		{"already at that expiry", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(
+				sqlmock.NewRows([]string{"hash", "expires"}).AddRow(koaValuesHash, koaExpiresMS))
+		}, nil},
+		{"live row with NULL data", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(
+				sqlmock.NewRows([]string{"hash", "expires"}).AddRow(nil, koaExpiresMS))
+		}, nil},
+		{"missing or expired", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(sqlmock.NewRows([]string{"hash", "expires"}))
+		}, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			tt.expect(mock)
+			// Sub-millisecond parts are dropped, as Koa's column holds
+			// milliseconds.
+			exp := mockExpires.Add(999 * time.Microsecond).In(time.FixedZone("+09:00", 9*3600))
+			err := s.Touch(context.Background(), koaMockKey, exp)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("Touch = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	if err := s.Touch(context.Background(), koaMockKey, time.Time{}); err == nil || !strings.Contains(err.Error(), "Koa row") {
+		t.Errorf("Touch(zero time) = %v, want a range error and no statement", err)
+	}
+}
+
+func TestKoaDelete(t *testing.T) {
+	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	mock.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 0))
+	for range 2 { // the second finds nothing, which is no error
+		if err := s.Delete(context.Background(), koaMockKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(context.Background(), ""); err == nil {
+		t.Error("Delete of an empty key gave no error")
+	}
+}
+
+// TestKoaDeleteOwner: Koa's table has no owner column; an owner is refused
+// with ErrUnsupported, and the empty owner removes nothing, as for every
+// store. Neither sends a statement.
+func TestKoaDeleteOwner(t *testing.T) {
+	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	if n, err := s.DeleteOwner(context.Background(), "", koaMockKey); n != 0 || err != nil {
+		t.Errorf("DeleteOwner(\"\") = %d, %v, want 0, nil", n, err)
+	}
+	n, err := s.DeleteOwner(context.Background(), "alice", "")
+	if n != 0 || !errors.Is(err, errors.ErrUnsupported) || !strings.HasPrefix(err.Error(), "session: koa: delete owner") {
+		t.Errorf("DeleteOwner(alice) = %d, %v, want 0 and ErrUnsupported", n, err)
+	}
+}
+
+func TestKoaDeleteExpiredBatches(t *testing.T) {
+	tests := []struct {
+		name    string
+		batch   int
+		limit   int
+		results []int64
+	}{
+		{"default batch", 0, 1000, []int64{1000, 1000, 12}},
+		{"exact multiple ends with an empty batch", 0, 1000, []int64{1000, 0}},
+		{"nothing expired", 0, 1000, []int64{0}},
+		{"batch of 2", 2, 2, []int64{2, 2, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true, CleanupBatch: tt.batch})
+			var want int64
+			for _, n := range tt.results {
+				mock.ExpectExec(sqlKoaDeleteExpired).WithArgs(koaNowMS, tt.limit).WillReturnResult(sqlmock.NewResult(0, n))
+				want += n
+			}
+			got, err := s.DeleteExpired(context.Background())
+			if err != nil || got != want {
+				t.Fatalf("DeleteExpired = %d, %v, want %d", got, err, want)
+			}
+		})
+	}
+}
+
+// TestKoaLock: the lock is the MySQL store's, named after the Koa table.
+func TestKoaLock(t *testing.T) {
+	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	name := lockNameFor("_mysql_session_store", koaMockKey)
+	if got := s.lockName(koaMockKey); got != name {
+		t.Fatalf("lockName = %q, want %q", got, name)
+	}
+	mock.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
+	mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	unlock, err := s.Lock(ctx, koaMockKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	unlock()
+	mock.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(0))
+	if _, err := s.Lock(ctx, koaMockKey); !errors.Is(err, ErrLockTimeout) || !strings.HasPrefix(err.Error(), "session: koa: lock") {
+		t.Fatalf("Lock held elsewhere = %v, want ErrLockTimeout", err)
+	}
+}
+
+// koaOp is one store method with the statement it starts with.
+type koaOp struct {
+	name   string
+	expect func(m sqlmock.Sqlmock, delay time.Duration, err error)
+	call   func(ctx context.Context, s *KoaStore) error
+}
+
+var koaOps = []koaOp{
+	{"load", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillDelayFor(d).WillReturnError(err)
+	}, func(ctx context.Context, s *KoaStore) error { _, err := s.Load(ctx, koaMockKey); return err }},
+	{"create", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlKoaInsert).WithArgs(koaMockKey, koaExpiresMS, mockValuesSQL).WillDelayFor(d).WillReturnError(err)
+	}, func(ctx context.Context, s *KoaStore) error {
+		return s.Create(ctx, koaMockKey, &Record{Values: mockValues, Expires: mockExpires})
+	}},
+	{"save", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlKoaSave).WithArgs(mockValuesSQL, koaExpiresMS, koaMockKey, koaNowMS, "0000000000000004").WillDelayFor(d).WillReturnError(err)
+	}, func(ctx context.Context, s *KoaStore) error {
+		return s.Save(ctx, koaMockKey, &Record{Values: mockValues, Expires: mockExpires, Version: 4})
+	}},
+	{"touch", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillDelayFor(d).WillReturnError(err)
+	}, func(ctx context.Context, s *KoaStore) error { return s.Touch(ctx, koaMockKey, mockExpires) }},
+	{"delete", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillDelayFor(d).WillReturnError(err)
+	}, func(ctx context.Context, s *KoaStore) error { return s.Delete(ctx, koaMockKey) }},
+	{"delete expired", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlKoaDeleteExpired).WithArgs(koaNowMS, 1000).WillDelayFor(d).WillReturnError(err)
+	}, func(ctx context.Context, s *KoaStore) error { _, err := s.DeleteExpired(ctx); return err }},
+}
+
+// TestKoaErrors runs every method into every kind of failure: each gives an
+// error that names the operation and wraps what went wrong, passes for no
+// sentinel, and sends no statement beyond the expected ones.
+func TestKoaErrors(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
+	missing := &mysql.MySQLError{Number: 1146, Message: "Table 'test._mysql_session_store' doesn't exist"}
+	tests := []struct {
+		name   string
+		cancel time.Duration // > 0: cancel ctx this long into the statement; < 0: before the call
+		expect func(m sqlmock.Sqlmock, op koaOp)
+		check  func(t *testing.T, err error)
+	}{
+		{"connection refused", 0, func(m sqlmock.Sqlmock, op koaOp) { op.expect(m, 0, refused) }, func(t *testing.T, err error) {
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("error %v does not wrap ECONNREFUSED", err)
+			}
+		}},
+		{"deadlock twice", 0, func(m sqlmock.Sqlmock, op koaOp) {
+			op.expect(m, 0, deadlock)
+			op.expect(m, 0, deadlock)
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, &mysql.MySQLError{Number: 1213}) || !strings.Contains(err.Error(), "after one retry") {
+				t.Errorf("error %v does not wrap the 1213 after a retry", err)
+			}
+		}},
+		{"missing table", 0, func(m sqlmock.Sqlmock, op koaOp) { op.expect(m, 0, missing) }, func(t *testing.T, err error) {
+			if !errors.Is(err, &mysql.MySQLError{Number: 1146}) {
+				t.Errorf("error %v does not wrap the 1146", err)
+			}
+			for _, hint := range []string{"table `_mysql_session_store` does not exist", "KoaStore.CreateTableSQL", "KoaOptions.NoCreateTable"} {
+				if !strings.Contains(err.Error(), hint) {
+					t.Errorf("error %q does not say %q", err, hint)
+				}
+			}
+		}},
+		{"cancelled before", -1, func(sqlmock.Sqlmock, koaOp) {}, func(t *testing.T, err error) {
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("error %v does not wrap context.Canceled", err)
+			}
+		}},
+		{"cancelled during", 20 * time.Millisecond, func(m sqlmock.Sqlmock, op koaOp) { op.expect(m, time.Minute, errors.New("unreachable")) },
+			func(t *testing.T, err error) {
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("error %v does not wrap context.Canceled", err)
+				}
+			}},
+	}
+	for _, op := range koaOps {
+		for _, tt := range tests {
+			t.Run(op.name+"/"+tt.name, func(t *testing.T) {
+				s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+				tt.expect(mock, op)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				switch {
+				case tt.cancel < 0:
+					cancel()
+				case tt.cancel > 0:
+					time.AfterFunc(tt.cancel, cancel)
+				}
+				err := op.call(ctx, s)
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if !strings.HasPrefix(err.Error(), "session: koa: "+op.name) {
+					t.Errorf("error %q does not start with %q", err, "session: koa: "+op.name)
+				}
+				for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict, ErrCorrupt} {
+					if errors.Is(err, sentinel) {
+						t.Errorf("a failure must not pass for %v: %v", sentinel, err)
+					}
+				}
+				tt.check(t, err)
+			})
+		}
+	}
+}
+
+// TestKoaRetryOnce: a deadlock or lock wait timeout costs one retry, and the
+// retry's result is the call's.
+func TestKoaRetryOnce(t *testing.T) {
+	errRetry := errors.New("the retry's own error")
+	for _, op := range koaOps {
+		for _, number := range []uint16{1213, 1205} {
+			t.Run(fmt.Sprintf("%s/%d", op.name, number), func(t *testing.T) {
+				s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+				op.expect(mock, 0, &mysql.MySQLError{Number: number})
+				op.expect(mock, 0, errRetry)
+				err := op.call(context.Background(), s)
+				if !errors.Is(err, errRetry) || errors.Is(err, &mysql.MySQLError{Number: number}) {
+					t.Fatalf("%v after %d: want the retry's own error", err, number)
+				}
+			})
+		}
+	}
+}
+
+// TestKoaMiddleware drives the middleware over a Koa store on sqlmock: a
+// Koa id is looked up under Koa's row id, an unknown one is not adopted,
+// and an emptied session deletes its row and expires the cookie rather
+// than writing an empty object Koa would read as a new visitor.
+func TestKoaMiddleware(t *testing.T) {
+	koaRow := func(data string) *sqlmock.Rows {
+		sum := md5.Sum([]byte(data))
+		// Written just now by Koa, with its one-day expiry: no refresh due.
+		expires := time.Now().Add(24 * time.Hour).UnixMilli()
+		return sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), data, expires, hex.EncodeToString(sum[:])[:16])
+	}
+	tests := []struct {
+		name      string
+		path      string
+		expect    func(sqlmock.Sqlmock)
+		body      string
+		setCookie func(t *testing.T, header string)
+	}{
+		{"Koa's row is read", "/get", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(koaRow(`{"user_id":"u1","count":null}`))
+		}, `{"user_id":"u1"}`, func(t *testing.T, h string) {
+			if h != "" {
+				t.Errorf("a read set a cookie: %s", h)
+			}
+		}},
+		{"emptied session is deleted", "/clear", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(koaRow(`{"count":1}`))
+			m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, `{}`, func(t *testing.T, h string) {
+			if !strings.HasPrefix(h, "SESSION_ID=;") || !strings.Contains(h, "Path=/") || !strings.Contains(h, "Max-Age=0") {
+				t.Errorf("Set-Cookie = %q, want SESSION_ID expired at Path=/", h)
+			}
+		}},
+		{"unknown id is not adopted", "/set", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(sqlmock.NewRows(koaLoadCols))
+			m.ExpectExec(sqlKoaInsert).WithArgs(koaNewKey{}, sqlmock.AnyArg(), `{"count":1}`).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, `{"count":1}`, func(t *testing.T, h string) {
+			id, _, _ := strings.Cut(strings.TrimPrefix(h, "SESSION_ID="), ";")
+			if len(id) != 32 || id == koaMockID || !strings.Contains(h, "Path=/") {
+				t.Errorf("Set-Cookie = %q, want a fresh 32-character id at Path=/", h)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s.now = time.Now
+			tt.expect(mock)
+			m, err := New(Options{Store: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			mux.HandleFunc("/get", func(w http.ResponseWriter, r *http.Request) {
+				json.NewEncoder(w).Encode(FromContext(r.Context()))
+			})
+			mux.HandleFunc("/clear", func(w http.ResponseWriter, r *http.Request) {
+				s := FromContext(r.Context())
+				s.Delete("count")
+				json.NewEncoder(w).Encode(s)
+			})
+			mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
+				s := FromContext(r.Context())
+				s.Set("count", 1)
+				json.NewEncoder(w).Encode(s)
+			})
+			req := httptest.NewRequest("GET", tt.path, nil)
+			req.Header.Set("Cookie", "SESSION_ID="+koaMockID)
+			rec := httptest.NewRecorder()
+			m.Handler(mux).ServeHTTP(rec, req)
+			if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != tt.body {
+				t.Fatalf("GET %s = %d %s, want 200 %s", tt.path, rec.Code, rec.Body, tt.body)
+			}
+			tt.setCookie(t, rec.Header().Get("Set-Cookie"))
+			if err := mock.ExpectationsWereMet(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// koaNewKey matches a row id for a fresh id: the prefix and 32 base64url
+// characters other than the cookie's.
+type koaNewKey struct{}
+
+func (koaNewKey) Match(v driver.Value) bool {
+	s, ok := v.(string)
+	id, found := strings.CutPrefix(s, "SESSION_ID:")
+	return ok && found && len(id) == 32 && id != koaMockID && strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+}

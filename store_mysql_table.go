@@ -1,0 +1,270 @@
+package session
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// mysqlTable is what the stores over one MySQL table share, so that
+// [MySQLStore] and [KoaStore] differ only in their columns: the pool, each
+// statement with its one retry, the error messages, Create's replacement of
+// an expired row, the batched cleanup and its goroutine, and the GET_LOCK
+// locker (store_mysql_lock.go). Both stores embed it.
+type mysqlTable struct {
+	db     *sql.DB
+	ownDB  bool
+	table  string
+	batch  int
+	logger *slog.Logger
+	now    func() time.Time
+	// prefix starts every error and log message: "session: mysql".
+	prefix string
+	// kind names the store's exported types in hints: "MySQL" for
+	// MySQLStore and MySQLOptions.
+	kind string
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const (
+	mysqlDefaultInterval = 5 * time.Minute
+	mysqlDefaultBatch    = 1000
+
+	mysqlErrDupEntry        = 1062
+	mysqlErrNoSuchTable     = 1146
+	mysqlErrLockWaitTimeout = 1205
+	mysqlErrDeadlock        = 1213
+)
+
+// setup checks the settings every MySQL store has and fills in their
+// defaults. It sends nothing to the server.
+func (b *mysqlTable) setup(db *sql.DB, ownDB bool, prefix, kind, table string, batch int, logger *slog.Logger) error {
+	if !plainIdentifier(table) {
+		return fmt.Errorf("%s: table name %q is not a plain identifier (letters, digits, '_', at most 64, not starting with a digit)", prefix, table)
+	}
+	if batch < 0 {
+		return fmt.Errorf("%s: negative CleanupBatch %d", prefix, batch)
+	}
+	if batch == 0 {
+		batch = mysqlDefaultBatch
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	b.db, b.ownDB, b.table, b.batch, b.logger, b.now = db, ownDB, table, batch, logger, time.Now
+	b.prefix, b.kind = prefix, kind
+	return nil
+}
+
+// createTable runs the store's CREATE TABLE IF NOT EXISTS.
+func (b *mysqlTable) createTable(query string) error {
+	// The constructor has no caller context; the driver's own dial and
+	// I/O timeouts bound this statement.
+	if _, err := b.db.ExecContext(context.Background(), query); err != nil {
+		return b.fail(context.Background(), "create table", err)
+	}
+	return nil
+}
+
+// cleanupEvery prepares the cleanup for the CleanupInterval option (zero
+// means the default, negative none) and returns the context that Close
+// cancels and the interval, or 0 when there is no cleanup. The constructor
+// starts the loop itself, so that a goroutine dump names the store that
+// owns it.
+func (b *mysqlTable) cleanupEvery(interval time.Duration) (context.Context, time.Duration) {
+	if interval == 0 {
+		interval = mysqlDefaultInterval
+	}
+	if interval < 0 {
+		return nil, 0
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop, b.done = stop, make(chan struct{})
+	return ctx, interval
+}
+
+func (b *mysqlTable) cleanupLoop(ctx context.Context, interval time.Duration, deleteExpired func(context.Context) (int64, error)) {
+	defer close(b.done)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if _, err := deleteExpired(ctx); err != nil && ctx.Err() == nil {
+			b.logger.ErrorContext(ctx, b.prefix+": cleanup failed; expired rows stay hidden and are retried later",
+				"table", b.table, "err", err)
+		}
+	}
+}
+
+// close stops the cleanup and waits for it to finish, then closes the pool
+// if the store opened it. Calling it again returns the first result.
+func (b *mysqlTable) close() error {
+	b.closeOnce.Do(func() {
+		if b.stop != nil {
+			b.stop()
+			<-b.done
+		}
+		if b.ownDB {
+			b.closeErr = b.db.Close()
+		}
+	})
+	return b.closeErr
+}
+
+// deleteExpired runs query, a DELETE of the rows expired at now with a
+// LIMIT of the batch size, until a statement deletes fewer rows than
+// that, and reports how many it deleted.
+func (b *mysqlTable) deleteExpired(ctx context.Context, query string, now any) (int64, error) {
+	var total int64
+	for {
+		res, err := b.exec(ctx, query, now, b.batch)
+		if err != nil {
+			return total, b.fail(ctx, "delete expired", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, b.fail(ctx, "delete expired", err)
+		}
+		total += n
+		if n < int64(b.batch) {
+			return total, nil
+		}
+	}
+}
+
+// insert is Create's statement: insert, the INSERT of a new row under key
+// with args, never overwrites a live row. When the key is taken,
+// deleteExpiredKey (with args key and now) removes the row only if it is
+// expired, and the INSERT is tried once more.
+func (b *mysqlTable) insert(ctx context.Context, key string, now any, insert, deleteExpiredKey string, args ...any) error {
+	_, err := b.exec(ctx, insert, args...)
+	if isMySQLError(err, mysqlErrDupEntry) {
+		// Cleanup may not have reached an expired row under this key yet.
+		// Delete it only if it is still expired, so a live row that just
+		// appeared is never touched.
+		res, derr := b.exec(ctx, deleteExpiredKey, key, now)
+		if derr != nil {
+			return b.fail(ctx, "create: delete expired row", derr)
+		}
+		if n, derr := res.RowsAffected(); derr != nil {
+			return b.fail(ctx, "create: delete expired row", derr)
+		} else if n == 0 {
+			return fmt.Errorf("%s: create: %w: %w", b.prefix, ErrExists, err)
+		}
+		_, err = b.exec(ctx, insert, args...)
+	}
+	if isMySQLError(err, mysqlErrDupEntry) {
+		return fmt.Errorf("%s: create: %w: %w", b.prefix, ErrExists, err)
+	}
+	if err != nil {
+		return b.fail(ctx, "create", err)
+	}
+	return nil
+}
+
+// exec runs one statement, and once more after a deadlock or lock wait
+// timeout.
+func (b *mysqlTable) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := b.db.ExecContext(ctx, query, args...)
+	if mysqlRetryable(err) && ctx.Err() == nil {
+		res, err = b.db.ExecContext(ctx, query, args...)
+	}
+	return res, err
+}
+
+// queryRow runs one single-row query into dest, and once more after a
+// deadlock or lock wait timeout.
+func (b *mysqlTable) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	err := b.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	if mysqlRetryable(err) && ctx.Err() == nil {
+		err = b.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	}
+	return err
+}
+
+func mysqlRetryable(err error) bool {
+	return isMySQLError(err, mysqlErrDeadlock) || isMySQLError(err, mysqlErrLockWaitTimeout)
+}
+
+func isMySQLError(err error, number uint16) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == number
+}
+
+// fail wraps a database error for op, naming the table when it is missing
+// and keeping ctx's error visible whatever the driver reported.
+func (b *mysqlTable) fail(ctx context.Context, op string, err error) error {
+	switch {
+	case isMySQLError(err, mysqlErrNoSuchTable):
+		return fmt.Errorf("%s: %s: table `%s` does not exist: create it (see %sStore.CreateTableSQL) or leave %sOptions.NoCreateTable false: %w",
+			b.prefix, op, b.table, b.kind, b.kind, err)
+	case mysqlRetryable(err):
+		return fmt.Errorf("%s: %s: failed again after one retry: %w", b.prefix, op, err)
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%s: %s: %w: %w", b.prefix, op, cerr, err)
+	}
+	return fmt.Errorf("%s: %s: %w", b.prefix, op, err)
+}
+
+// plainIdentifier reports whether name is safe to splice into SQL and
+// means the same on every MySQL flavour and in any SQL mode: ASCII letters,
+// digits and '_', not starting with a digit, at most 64 characters. The
+// statements quote it with backticks too, so a reserved word still works.
+func plainIdentifier(name string) bool {
+	if name == "" || len(name) > 64 || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkMySQLKey rejects keys the id column cannot hold exactly: it is
+// ASCII, at most 255 characters, and ignores trailing spaces in
+// comparisons. The keys the middleware makes are 64 hex digits.
+func checkMySQLKey(key string) error {
+	if key == "" || len(key) > 255 {
+		return fmt.Errorf("invalid key: length %d, want 1 to 255", len(key))
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return fmt.Errorf("invalid key: byte %#x at %d is not printable ASCII", key[i], i)
+		}
+	}
+	return nil
+}
+
+// mysqlEncodeValues writes values as one JSON object with sorted keys (see
+// encodeObject), refusing bytes the utf8mb4 column would reject or mangle.
+func mysqlEncodeValues(values map[string]json.RawMessage) (string, error) {
+	for k, v := range values {
+		if !utf8.ValidString(k) {
+			return "", fmt.Errorf("value name %q is not valid UTF-8", k)
+		}
+		if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
+			return "", fmt.Errorf("value %q is not valid UTF-8 JSON", k)
+		}
+	}
+	return string(encodeObject(values)), nil
+}
