@@ -376,7 +376,13 @@ func TestKoaCreateTakenKey(t *testing.T) {
 		{"live row", func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
 			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
 		}, true},
+		{"expired row removed by the cleanup meanwhile", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
+			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, false},
 		{"expired row", func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
 			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))

@@ -156,16 +156,12 @@ func (b *mysqlTable) insert(ctx context.Context, key string, now any, insert, de
 	_, err := b.exec(ctx, insert, args...)
 	if isMySQLError(err, mysqlErrDupEntry) {
 		// Cleanup may not have reached an expired row under this key yet.
-		// Delete it only if it is still expired, so a live row that just
-		// appeared is never touched.
-		res, derr := b.exec(ctx, deleteExpiredKey, key, now)
-		if derr != nil {
+		// Delete it only if it is still expired, so a live row is never
+		// touched, then insert again: even when this DELETE found nothing,
+		// since the cleanup may have removed the row in between. A live
+		// row makes the second INSERT fail as a duplicate: ErrExists.
+		if _, derr := b.exec(ctx, deleteExpiredKey, key, now); derr != nil {
 			return b.fail(ctx, "create: delete expired row", derr)
-		}
-		if n, derr := res.RowsAffected(); derr != nil {
-			return b.fail(ctx, "create: delete expired row", derr)
-		} else if n == 0 {
-			return fmt.Errorf("%s: create: %w: %w", b.prefix, ErrExists, err)
 		}
 		_, err = b.exec(ctx, insert, args...)
 	}

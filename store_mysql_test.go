@@ -356,7 +356,13 @@ func TestMySQLCreateTakenKey(t *testing.T) {
 		{"live row", func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
 			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
 		}, true},
+		{"expired row removed by the cleanup meanwhile", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
+			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, false},
 		{"expired row", func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
 			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 1))
