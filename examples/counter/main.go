@@ -54,64 +54,84 @@ func main() {
 }
 
 func run(c config) error {
-	opts := session.Options{Lock: c.lock}
-	mode := c.store + " store"
-	switch {
-	case c.koa && c.store != "mysql":
-		return fmt.Errorf("-koa needs -store mysql, not %q", c.store)
-	case c.store == "memory":
-	case c.store == "mysql" && c.koa:
-		cfg, err := mysql.ParseDSN(c.dsn)
-		if err != nil {
-			return fmt.Errorf("-dsn: %w", err)
-		}
-		connector, err := mysql.NewConnector(cfg)
-		if err != nil {
-			return fmt.Errorf("-dsn: %w", err)
-		}
-		db := sql.OpenDB(connector)
-		defer db.Close()
-		st, err := session.NewKoaStore(db, session.KoaOptions{})
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		opts.Store = st
-		// The Koa app's cookie: the same name, and Path=/ (the default),
-		// so the Go cookie replaces Koa's in the browser instead of
-		// sitting beside it.
-		opts.CookieName = "SESSION_ID"
-		opts.Cookie.Path = "/"
-		mode = "mysql store, Koa mode"
-	case c.store == "mysql":
-		cfg, err := mysql.ParseDSN(c.dsn)
-		if err != nil {
-			return fmt.Errorf("-dsn: %w", err)
-		}
-		st, err := session.OpenMySQLStore(cfg, session.MySQLOptions{})
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		opts.Store = st
-	default:
-		return fmt.Errorf("-store %q: want memory or mysql", c.store)
-	}
-	m, err := session.New(opts)
+	h, mode, closeAll, err := newServer(c)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer closeAll()
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
 	log.Printf("counter (%s) listening on http://%s", mode, ln.Addr())
-	err = http.Serve(ln, m.Handler(routes()))
+	err = http.Serve(ln, h)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// newServer builds the counter's handler for c, and a function that
+// closes what it opened.
+func newServer(c config) (h http.Handler, mode string, closeAll func(), err error) {
+	var closers []func() error
+	closeOpened := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeOpened()
+		}
+	}()
+	opts := session.Options{Lock: c.lock}
+	mode = c.store + " store"
+	switch {
+	case c.koa && c.store != "mysql":
+		return nil, "", nil, fmt.Errorf("-koa needs -store mysql, not %q", c.store)
+	case c.store == "memory":
+	case c.store == "mysql":
+		cfg, err := mysql.ParseDSN(c.dsn)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("-dsn: %w", err)
+		}
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("-dsn: %w", err)
+		}
+		db := sql.OpenDB(connector)
+		closers = append(closers, db.Close)
+		if c.koa {
+			st, err := session.NewKoaStore(db, session.KoaOptions{})
+			if err != nil {
+				return nil, "", nil, err
+			}
+			closers = append(closers, st.Close)
+			opts.Store = st
+			// The Koa app's cookie: the same name, and Path=/ (the
+			// default), so the Go cookie replaces Koa's in the browser
+			// instead of sitting beside it.
+			opts.CookieName = "SESSION_ID"
+			opts.Cookie.Path = "/"
+			mode = "mysql store, Koa mode"
+		} else {
+			st, err := session.NewMySQLStore(db, session.MySQLOptions{})
+			if err != nil {
+				return nil, "", nil, err
+			}
+			closers = append(closers, st.Close)
+			opts.Store = st
+		}
+	default:
+		return nil, "", nil, fmt.Errorf("-store %q: want memory or mysql", c.store)
+	}
+	m, err := session.New(opts)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	closers = append(closers, m.Close)
+	return m.Handler(routes()), mode, closeOpened, nil
 }
 
 // routes are the tutorial's handlers; they only see the session.
