@@ -118,6 +118,9 @@ func decodeInt(raw json.RawMessage) (int64, bool) {
 	if n, ok := parseDigits(raw); ok {
 		return n, true
 	}
+	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		return n, true // 19 digits: past parseDigits, beyond float64's precision
+	}
 	f, ok := decodeFloat(raw)
 	if !ok || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
 		return 0, false

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -169,6 +170,17 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 		return 0, false, fmt.Errorf("session: create %s: %w", logID(key), err)
 	}
 	if from != nil {
+		// A logout or revoke may have ended the session since this request
+		// loaded it: then the new record must not outlive it.
+		if _, err := m.store.Load(ctx, s.key); errors.Is(err, ErrNotFound) {
+			if err := m.store.Delete(ctx, key); err != nil {
+				return 0, false, fmt.Errorf("session: regenerate: undo %s: %w", logID(key), err)
+			}
+			s.endedElsewhere()
+			return 0, false, nil
+		} else if err != nil {
+			return 0, false, fmt.Errorf("session: regenerate: check old %s: %w", logID(s.key), err)
+		}
 		if err := m.store.Delete(ctx, s.key); err != nil {
 			return 0, false, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
 		}
@@ -326,6 +338,10 @@ func (w *responseWriter) begin() bool {
 	s.mu.Lock()
 	late := s.started
 	s.mu.Unlock()
+	if s.sawCookie && !late {
+		// The handler may have replaced the Vary set before it ran.
+		varyCookie(w.Header())
+	}
 	err := s.commit(w.Header(), late)
 	s.mu.Lock()
 	s.started = true
@@ -448,6 +464,18 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // deadlines and full duplex.
 func (w *responseWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
+}
+
+// varyCookie makes sure h's Vary lists Cookie.
+func varyCookie(h http.Header) {
+	for _, v := range h["Vary"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Cookie") {
+				return
+			}
+		}
+	}
+	h.Add("Vary", "Cookie")
 }
 
 type writerOnly struct{ io.Writer }

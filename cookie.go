@@ -155,15 +155,21 @@ func (x *ids) verify(v string) string {
 }
 
 // cookieValue finds the session cookie among the request's Cookie headers
-// without allocating. It reports found when the cookie name appears at all
-// and returns the value only when it appears exactly once: two copies (one
-// perhaps planted on a parent domain) are ambiguous and neither is trusted.
+// without allocating, reading at most maxCookieScan bytes. It reports found
+// when the cookie name appears at all and returns the value only when it
+// appears exactly once in headers read whole: two copies (one perhaps
+// planted on a parent domain) are ambiguous and neither is trusted.
 func (x *ids) cookieValue(r *http.Request) (value string, found bool) {
 	budget := maxCookieScan
 	copies := 0
+	truncated := false
 	for _, line := range r.Header["Cookie"] {
+		if budget <= 0 {
+			truncated = true
+			break
+		}
 		if len(line) > budget {
-			line = line[:budget]
+			line, truncated = line[:budget], true
 		}
 		budget -= len(line)
 		for line != "" {
@@ -177,11 +183,10 @@ func (x *ids) cookieValue(r *http.Request) (value string, found bool) {
 			copies++
 			value = strings.TrimRight(val, " \t")
 		}
-		if budget <= 0 {
-			break
-		}
 	}
-	if copies != 1 {
+	if copies != 1 || truncated {
+		// What was not read may hold a second copy, and a value at the cut
+		// may be cut short: a header too long to read whole is not trusted.
 		return "", copies > 0
 	}
 	return value, true

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -107,6 +108,27 @@ type Manager struct {
 	maxSize  int
 	onError  func(http.ResponseWriter, *http.Request, error)
 	log      *slog.Logger
+
+	rejected atomic.Int64 // cookies refused before the store
+	unknown  atomic.Int64 // well-formed ids the store did not know
+}
+
+// Stats counts the ids the middleware refused since the Manager was built:
+// a rising count is a client (or an attacker) sending ids this server did
+// not issue, or that ended.
+type Stats struct {
+	// RejectedIDs counts session cookies refused without a store call:
+	// malformed, oversized, duplicated, or with a signature that does not
+	// verify.
+	RejectedIDs int64
+	// UnknownIDs counts well-formed ids that named no live session: ended,
+	// expired or made up. Each started a fresh session.
+	UnknownIDs int64
+}
+
+// Stats returns the counts of refused ids, for metrics and alerts.
+func (m *Manager) Stats() Stats {
+	return Stats{RejectedIDs: m.rejected.Load(), UnknownIDs: m.unknown.Load()}
 }
 
 // New checks opts and builds a Manager. Every error wraps ErrInvalidOptions
@@ -289,8 +311,13 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	value, found := m.ids.cookieValue(r)
 	if found {
 		w.Header().Add("Vary", "Cookie")
+		s.sawCookie = true
 	}
-	if id := m.ids.verify(value); id != "" {
+	id := m.ids.verify(value)
+	if id == "" && found {
+		m.rejected.Add(1)
+	}
+	if id != "" {
 		s.cookieID = id
 		if lock {
 			unlock, err := m.acquire(s.ctx, m.ids.key(id))
@@ -382,19 +409,20 @@ type Session struct {
 	ctx context.Context
 	r   *http.Request
 
-	mu       sync.Mutex
-	cookieID string  // the well-formed id the request carried
-	id       string  // the session's id; "" until one is needed
-	key      string  // store key of the loaded record
-	base     *Record // the record as loaded or last saved; read-only
-	changes  map[string]json.RawMessage
-	cleared  bool
-	owner    *string // pending owner change
-	regen    bool
-	ended    string // store key of a session destroyed in this request
-	setErr   error
-	locked   bool
-	started  bool // the response's headers are out
+	mu        sync.Mutex
+	cookieID  string  // the well-formed id the request carried
+	id        string  // the session's id; "" until one is needed
+	key       string  // store key of the loaded record
+	base      *Record // the record as loaded or last saved; read-only
+	changes   map[string]json.RawMessage
+	cleared   bool
+	owner     *string // pending owner change
+	regen     bool
+	ended     string // store key of a session destroyed in this request
+	setErr    error
+	locked    bool
+	started   bool // the response's headers are out
+	sawCookie bool // the request carried the cookie: responses vary by it
 }
 
 func (s *Session) load(id string) error {
@@ -404,11 +432,13 @@ func (s *Session) load(id string) error {
 	case err == nil:
 		now := time.Now()
 		if rec == nil || !now.Before(rec.Expires) || (!rec.Deadline.IsZero() && !now.Before(rec.Deadline)) {
+			s.m.unknown.Add(1)
 			return nil // the store kept it past its time: never serve it
 		}
 		s.id, s.key, s.base = id, key, rec
 		return nil
 	case errors.Is(err, ErrNotFound):
+		s.m.unknown.Add(1)
 		return nil // strict mode: an unknown id is never adopted
 	case errors.Is(err, ErrCorrupt):
 		// Failing would answer 500 to this visitor until the record
