@@ -7,14 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -663,11 +659,7 @@ func TestKoaLock(t *testing.T) {
 }
 
 // koaOp is one store method with the statement it starts with.
-type koaOp struct {
-	name   string
-	expect func(m sqlmock.Sqlmock, delay time.Duration, err error)
-	call   func(ctx context.Context, s *KoaStore) error
-}
+type koaOp = sqlOp[*KoaStore]
 
 var koaOps = []koaOp{
 	{"load", func(m sqlmock.Sqlmock, d time.Duration, err error) {
@@ -694,102 +686,21 @@ var koaOps = []koaOp{
 	}, func(ctx context.Context, s *KoaStore) error { _, err := s.DeleteExpired(ctx); return err }},
 }
 
-// TestKoaErrors runs every method into every kind of failure: each gives an
-// error that names the operation and wraps what went wrong, passes for no
-// sentinel, and sends no statement beyond the expected ones.
+// TestKoaErrors runs every method into every kind of failure.
 func TestKoaErrors(t *testing.T) {
-	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
-	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
-	missing := &mysql.MySQLError{Number: 1146, Message: "Table 'test._mysql_session_store' doesn't exist"}
-	tests := []struct {
-		name   string
-		cancel time.Duration // > 0: cancel ctx this long into the statement; < 0: before the call
-		expect func(m sqlmock.Sqlmock, op koaOp)
-		check  func(t *testing.T, err error)
-	}{
-		{"connection refused", 0, func(m sqlmock.Sqlmock, op koaOp) { op.expect(m, 0, refused) }, func(t *testing.T, err error) {
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("error %v does not wrap ECONNREFUSED", err)
-			}
-		}},
-		{"deadlock twice", 0, func(m sqlmock.Sqlmock, op koaOp) {
-			op.expect(m, 0, deadlock)
-			op.expect(m, 0, deadlock)
-		}, func(t *testing.T, err error) {
-			if !errors.Is(err, &mysql.MySQLError{Number: 1213}) || !strings.Contains(err.Error(), "after one retry") {
-				t.Errorf("error %v does not wrap the 1213 after a retry", err)
-			}
-		}},
-		{"missing table", 0, func(m sqlmock.Sqlmock, op koaOp) { op.expect(m, 0, missing) }, func(t *testing.T, err error) {
-			if !errors.Is(err, &mysql.MySQLError{Number: 1146}) {
-				t.Errorf("error %v does not wrap the 1146", err)
-			}
-			for _, hint := range []string{"table `_mysql_session_store` does not exist", "KoaStore.CreateTableSQL", "KoaOptions.NoCreateTable"} {
-				if !strings.Contains(err.Error(), hint) {
-					t.Errorf("error %q does not say %q", err, hint)
-				}
-			}
-		}},
-		{"cancelled before", -1, func(sqlmock.Sqlmock, koaOp) {}, func(t *testing.T, err error) {
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("error %v does not wrap context.Canceled", err)
-			}
-		}},
-		{"cancelled during", 20 * time.Millisecond, func(m sqlmock.Sqlmock, op koaOp) { op.expect(m, time.Minute, errors.New("unreachable")) },
-			func(t *testing.T, err error) {
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("error %v does not wrap context.Canceled", err)
-				}
-			}},
-	}
-	for _, op := range koaOps {
-		for _, tt := range tests {
-			t.Run(op.name+"/"+tt.name, func(t *testing.T) {
-				s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-				tt.expect(mock, op)
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				switch {
-				case tt.cancel < 0:
-					cancel()
-				case tt.cancel > 0:
-					time.AfterFunc(tt.cancel, cancel)
-				}
-				err := op.call(ctx, s)
-				if err == nil {
-					t.Fatal("no error")
-				}
-				if !strings.HasPrefix(err.Error(), "session: koa: "+op.name) {
-					t.Errorf("error %q does not start with %q", err, "session: koa: "+op.name)
-				}
-				for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict, ErrCorrupt} {
-					if errors.Is(err, sentinel) {
-						t.Errorf("a failure must not pass for %v: %v", sentinel, err)
-					}
-				}
-				tt.check(t, err)
-			})
-		}
-	}
+	runSQLErrors(t, "session: koa: ", "test._mysql_session_store",
+		[]string{"table `_mysql_session_store` does not exist", "KoaStore.CreateTableSQL", "KoaOptions.NoCreateTable"},
+		func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
+			return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+		}, koaOps)
 }
 
 // TestKoaRetryOnce: a deadlock or lock wait timeout costs one retry, and the
 // retry's result is the call's.
 func TestKoaRetryOnce(t *testing.T) {
-	errRetry := errors.New("the retry's own error")
-	for _, op := range koaOps {
-		for _, number := range []uint16{1213, 1205} {
-			t.Run(fmt.Sprintf("%s/%d", op.name, number), func(t *testing.T) {
-				s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-				op.expect(mock, 0, &mysql.MySQLError{Number: number})
-				op.expect(mock, 0, errRetry)
-				err := op.call(context.Background(), s)
-				if !errors.Is(err, errRetry) || errors.Is(err, &mysql.MySQLError{Number: number}) {
-					t.Fatalf("%v after %d: want the retry's own error", err, number)
-				}
-			})
-		}
-	}
+	runSQLRetryOnce(t, func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
+		return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	}, koaOps)
 }
 
 // TestKoaMiddleware drives the middleware over a Koa store on sqlmock: a

@@ -839,11 +839,14 @@ func TestMySQLLockCancelled(t *testing.T) {
 }
 
 // mockOp is one store method with the statement it starts with.
-type mockOp struct {
+// sqlOp is one method of a SQL store (S), run by the error-path tests.
+type sqlOp[S any] struct {
 	name   string
 	expect func(m sqlmock.Sqlmock, delay time.Duration, err error) // the first statement, failing
-	call   func(ctx context.Context, s *MySQLStore) error
+	call   func(ctx context.Context, s S) error
 }
+
+type mockOp = sqlOp[*MySQLStore]
 
 var mockOps = []mockOp{
 	{"load", func(m sqlmock.Sqlmock, d time.Duration, err error) {
@@ -875,35 +878,52 @@ var mockOps = []mockOp{
 	}, func(ctx context.Context, s *MySQLStore) error { _, err := s.DeleteExpired(ctx); return err }},
 }
 
-// TestMySQLErrors runs every method into every kind of failure: each gives
-// an error that names the operation and wraps what went wrong, and sends
-// no statement beyond the expected ones (the mock fails on any other).
+// TestMySQLErrors runs every method into every kind of failure.
 func TestMySQLErrors(t *testing.T) {
+	runSQLErrors(t, "session: mysql: ", "test.sessions", []string{"table `sessions` does not exist", "CreateTableSQL", "NoCreateTable"},
+		func(t *testing.T) (*MySQLStore, sqlmock.Sqlmock) {
+			return newMockStore(t, MySQLOptions{NoCreateTable: true})
+		}, mockOps)
+}
+
+// TestMySQLRetryOnce: a deadlock or lock wait timeout costs one retry, and
+// the retry's result is the call's.
+func TestMySQLRetryOnce(t *testing.T) {
+	runSQLRetryOnce(t, func(t *testing.T) (*MySQLStore, sqlmock.Sqlmock) {
+		return newMockStore(t, MySQLOptions{NoCreateTable: true})
+	}, mockOps)
+}
+
+// runSQLErrors runs every op of a SQL store into every kind of failure:
+// each gives an error that starts with prefix and the operation's name,
+// wraps what went wrong (for a missing table: with hints that name the
+// table and the fix), passes for none of the store sentinels, and sends no
+// statement beyond the expected ones (the mock fails on any other).
+func runSQLErrors[S any](t *testing.T, prefix, table string, hints []string, open func(*testing.T) (S, sqlmock.Sqlmock), ops []sqlOp[S]) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
 	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
 	lockWait := &mysql.MySQLError{Number: 1205, Message: "Lock wait timeout exceeded; try restarting transaction"}
-	missing := &mysql.MySQLError{Number: 1146, Message: "Table 'test.sessions' doesn't exist"}
+	missing := &mysql.MySQLError{Number: 1146, Message: "Table '" + table + "' doesn't exist"}
 	tests := []struct {
 		name   string
 		cancel time.Duration // > 0: cancel ctx this long into the statement; < 0: before the call
-		expect func(m sqlmock.Sqlmock, op mockOp)
+		expect func(m sqlmock.Sqlmock, op sqlOp[S])
 		check  func(t *testing.T, err error)
 	}{
-		{"connection refused", 0, func(m sqlmock.Sqlmock, op mockOp) { op.expect(m, 0, refused) }, func(t *testing.T, err error) {
+		{"connection refused", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) { op.expect(m, 0, refused) }, func(t *testing.T, err error) {
 			if !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Errorf("error %v does not wrap ECONNREFUSED", err)
 			}
 		}},
-		{"deadlock twice", 0, func(m sqlmock.Sqlmock, op mockOp) {
+		{"deadlock twice", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) {
 			op.expect(m, 0, deadlock)
 			op.expect(m, 0, deadlock)
 		}, func(t *testing.T, err error) {
-			var me *mysql.MySQLError
-			if !errors.As(err, &me) || me.Number != 1213 || !strings.Contains(err.Error(), "after one retry") {
+			if !errors.Is(err, &mysql.MySQLError{Number: 1213}) || !strings.Contains(err.Error(), "after one retry") {
 				t.Errorf("error %v does not wrap the 1213 after a retry", err)
 			}
 		}},
-		{"lock wait timeout twice", 0, func(m sqlmock.Sqlmock, op mockOp) {
+		{"lock wait timeout twice", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) {
 			op.expect(m, 0, lockWait)
 			op.expect(m, 0, lockWait)
 		}, func(t *testing.T, err error) {
@@ -911,32 +931,32 @@ func TestMySQLErrors(t *testing.T) {
 				t.Errorf("error %v does not wrap the 1205 after a retry", err)
 			}
 		}},
-		{"missing table", 0, func(m sqlmock.Sqlmock, op mockOp) { op.expect(m, 0, missing) }, func(t *testing.T, err error) {
+		{"missing table", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) { op.expect(m, 0, missing) }, func(t *testing.T, err error) {
 			if !errors.Is(err, &mysql.MySQLError{Number: 1146}) {
 				t.Errorf("error %v does not wrap the 1146", err)
 			}
-			for _, hint := range []string{"table `sessions` does not exist", "CreateTableSQL", "NoCreateTable"} {
+			for _, hint := range hints {
 				if !strings.Contains(err.Error(), hint) {
 					t.Errorf("error %q does not say %q", err, hint)
 				}
 			}
 		}},
-		{"cancelled before", -1, func(sqlmock.Sqlmock, mockOp) {}, func(t *testing.T, err error) {
+		{"cancelled before", -1, func(sqlmock.Sqlmock, sqlOp[S]) {}, func(t *testing.T, err error) {
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("error %v does not wrap context.Canceled", err)
 			}
 		}},
-		{"cancelled during", 20 * time.Millisecond, func(m sqlmock.Sqlmock, op mockOp) { op.expect(m, time.Minute, errors.New("unreachable")) },
+		{"cancelled during", 20 * time.Millisecond, func(m sqlmock.Sqlmock, op sqlOp[S]) { op.expect(m, time.Minute, errors.New("unreachable")) },
 			func(t *testing.T, err error) {
 				if !errors.Is(err, context.Canceled) {
 					t.Errorf("error %v does not wrap context.Canceled", err)
 				}
 			}},
 	}
-	for _, op := range mockOps {
+	for _, op := range ops {
 		for _, tt := range tests {
 			t.Run(op.name+"/"+tt.name, func(t *testing.T) {
-				s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+				s, mock := open(t)
 				tt.expect(mock, op)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
@@ -950,10 +970,10 @@ func TestMySQLErrors(t *testing.T) {
 				if err == nil {
 					t.Fatal("no error")
 				}
-				if !strings.HasPrefix(err.Error(), "session: mysql: "+op.name) {
-					t.Errorf("error %q does not start with %q", err, "session: mysql: "+op.name)
+				if !strings.HasPrefix(err.Error(), prefix+op.name) {
+					t.Errorf("error %q does not start with %q", err, prefix+op.name)
 				}
-				for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict} {
+				for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict, ErrCorrupt} {
 					if errors.Is(err, sentinel) {
 						t.Errorf("a failure must not pass for %v: %v", sentinel, err)
 					}
@@ -964,14 +984,14 @@ func TestMySQLErrors(t *testing.T) {
 	}
 }
 
-// TestMySQLRetryOnce: a deadlock or lock wait timeout costs one retry, and
-// the retry's success is the call's.
-func TestMySQLRetryOnce(t *testing.T) {
+// runSQLRetryOnce: for every op, a deadlock or lock wait timeout costs one
+// retry, and the retry's result is the call's.
+func runSQLRetryOnce[S any](t *testing.T, open func(*testing.T) (S, sqlmock.Sqlmock), ops []sqlOp[S]) {
 	errRetry := errors.New("the retry's own error")
-	for _, op := range mockOps {
+	for _, op := range ops {
 		for _, number := range []uint16{1213, 1205} {
 			t.Run(fmt.Sprintf("%s/%d", op.name, number), func(t *testing.T) {
-				s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+				s, mock := open(t)
 				op.expect(mock, 0, &mysql.MySQLError{Number: number})
 				// The retry reaches the mock; an error the store does not
 				// retry proves it was sent exactly once more.
