@@ -214,20 +214,13 @@ func (s *MemoryStore) Save(ctx context.Context, key string, rec *Record) error {
 		return errMemNilRecord
 	}
 	sh := s.shard(key)
-	now := time.Now()
 	sh.mu.Lock()
-	i, ok := sh.index[key]
+	i, ok := s.liveLocked(sh, key, time.Now())
 	if !ok {
 		sh.mu.Unlock()
 		return ErrNotFound
 	}
-	stored := sh.recs[i].rec
-	switch {
-	case !memLive(stored, now):
-		s.removeLocked(sh, i)
-		sh.mu.Unlock()
-		return ErrNotFound
-	case stored.Version != rec.Version:
+	if sh.recs[i].rec.Version != rec.Version {
 		sh.mu.Unlock()
 		return ErrConflict
 	}
@@ -245,25 +238,32 @@ func (s *MemoryStore) Touch(ctx context.Context, key string, expires time.Time) 
 		return err
 	}
 	sh := s.shard(key)
-	now := time.Now()
 	sh.mu.Lock()
-	i, ok := sh.index[key]
+	i, ok := s.liveLocked(sh, key, time.Now())
 	if !ok {
 		sh.mu.Unlock()
 		return ErrNotFound
 	}
-	stored := sh.recs[i].rec
-	if !memLive(stored, now) {
-		s.removeLocked(sh, i)
-		sh.mu.Unlock()
-		return ErrNotFound
-	}
-	touched := *stored
+	touched := *sh.recs[i].rec
 	touched.Expires = expires
 	sh.recs[i].rec = &touched
 	sh.mu.Unlock()
 	s.noteExpiry(expires)
 	return nil
+}
+
+// liveLocked returns the position of key's live record in sh, removing an
+// expired one on the way. The caller holds sh.mu for writing.
+func (s *MemoryStore) liveLocked(sh *memShard, key string, now time.Time) (int, bool) {
+	i, ok := sh.index[key]
+	if !ok {
+		return 0, false
+	}
+	if !memLive(sh.recs[i].rec, now) {
+		s.removeLocked(sh, i)
+		return 0, false
+	}
+	return i, true
 }
 
 // Delete implements [Store].
