@@ -1,0 +1,206 @@
+package session
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// A session's values: reading them (decoded only when read, see codec.go)
+// and recording this request's changes, which the commit merges into the
+// stored record key by key.
+
+// raw returns the current JSON of key. The caller holds s.mu.
+func (s *Session) raw(key string) json.RawMessage {
+	if v, ok := s.changes[key]; ok {
+		return v // nil when deleted
+	}
+	if s.cleared || s.base == nil {
+		return nil
+	}
+	return s.base.Values[key]
+}
+
+func (s *Session) rawLocked(key string) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.raw(key)
+}
+
+// Get returns the value of key decoded as encoding/json decodes into an
+// interface{} (numbers are float64, objects map[string]any), or nil when
+// key is missing. Within one request and across requests Get gives the same
+// answer, since values are stored as JSON when set. Use the typed getters
+// or Decode for exact types.
+func (s *Session) Get(key string) any {
+	return decodeAny(s.rawLocked(key))
+}
+
+// Has reports whether key has a (non-null) value.
+func (s *Session) Has(key string) bool {
+	return !isNull(s.rawLocked(key))
+}
+
+// GetString returns the string value of key, or "" when it is missing or
+// not a string.
+func (s *Session) GetString(key string) string {
+	v, _ := decodeString(s.rawLocked(key))
+	return v
+}
+
+// GetInt returns the integer value of key, or 0 when it is missing or not an
+// integral number. Numbers written by other programs as 3.0 or 3e0 count.
+func (s *Session) GetInt(key string) int {
+	v, _ := decodeInt(s.rawLocked(key))
+	return int(v)
+}
+
+// GetInt64 is GetInt for int64.
+func (s *Session) GetInt64(key string) int64 {
+	v, _ := decodeInt(s.rawLocked(key))
+	return v
+}
+
+// GetFloat64 returns the numeric value of key, or 0.
+func (s *Session) GetFloat64(key string) float64 {
+	v, _ := decodeFloat(s.rawLocked(key))
+	return v
+}
+
+// GetBool returns the boolean value of key, or false.
+func (s *Session) GetBool(key string) bool {
+	v, _ := decodeBool(s.rawLocked(key))
+	return v
+}
+
+// GetTime returns the time.Time value of key (stored as RFC 3339 text, as
+// encoding/json writes it), or the zero time.
+func (s *Session) GetTime(key string) time.Time {
+	v, _ := decodeTime(s.rawLocked(key))
+	return v
+}
+
+// Decode unmarshals the value of key into dst, which must be a pointer, as
+// encoding/json does. It returns an error wrapping ErrNotFound when key is
+// missing.
+func (s *Session) Decode(key string, dst any) error {
+	raw := s.rawLocked(key)
+	if isNull(raw) {
+		return fmt.Errorf("session: decode %q: %w", key, ErrNotFound)
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("session: decode %q: %w", key, err)
+	}
+	return nil
+}
+
+// Set stores value under key. The value is encoded as JSON at once, so
+// later changes to it do not reach the session. A value JSON cannot encode
+// (a channel, a NaN) leaves the key unchanged and fails the request's
+// commit, through the ErrorHandler. Setting nil deletes the key.
+func (s *Session) Set(key string, value any) {
+	raw, err := encodeValue(value)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if s.setErr == nil {
+			s.setErr = fmt.Errorf("session: set %q: %w", key, err)
+		}
+		return
+	}
+	s.put(key, raw)
+}
+
+// put records a change. The caller holds s.mu.
+func (s *Session) put(key string, raw json.RawMessage) {
+	if s.changes == nil {
+		s.changes = make(map[string]json.RawMessage, 4)
+	}
+	s.changes[key] = raw
+}
+
+// Delete removes key.
+func (s *Session) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.put(key, nil)
+}
+
+// Pop returns the value of key, as Get does, and deletes it: a read-once
+// flash message.
+func (s *Session) Pop(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	raw := s.raw(key)
+	if isNull(raw) {
+		return nil
+	}
+	s.put(key, nil)
+	return decodeAny(raw)
+}
+
+// Clear removes every key. The session itself lives on (with no values it
+// is deleted from the store and its cookie expired when the request ends);
+// use Destroy to end it.
+func (s *Session) Clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cleared, s.changes = true, nil
+}
+
+// values returns the current values as one map. The caller holds s.mu.
+func (s *Session) values() map[string]json.RawMessage {
+	return s.merged(s.base)
+}
+
+// merged applies this request's changes to base, a record loaded now or
+// earlier: the key-by-key merge that keeps concurrent requests' changes to
+// other keys. The caller holds s.mu.
+func (s *Session) merged(base *Record) map[string]json.RawMessage {
+	var out map[string]json.RawMessage
+	if base != nil && !s.cleared {
+		out = make(map[string]json.RawMessage, len(base.Values)+len(s.changes))
+		for k, v := range base.Values {
+			if !isNull(v) { // null, as another program may store it, is absence
+				out[k] = v
+			}
+		}
+	} else {
+		out = make(map[string]json.RawMessage, len(s.changes))
+	}
+	for k, v := range s.changes {
+		if isNull(v) {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Keys returns the keys that have values, sorted.
+func (s *Session) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.values()))
+}
+
+// Len returns the number of keys that have values.
+func (s *Session) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.base == nil && len(s.changes) == 0 {
+		return 0
+	}
+	return len(s.values())
+}
+
+// MarshalJSON returns the session's values as one JSON object with sorted
+// keys, so a handler can answer with the session itself.
+func (s *Session) MarshalJSON() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return encodeObject(s.values()), nil
+}
