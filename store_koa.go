@@ -316,13 +316,9 @@ func (s *KoaStore) Save(ctx context.Context, key string, rec *Record) error {
 	}
 	now := s.now().UnixMilli()
 	version := koaVersion(data)
-	res, err := s.exec(ctx, s.q.save, data, expires, key, now, koaVersionHex(rec.Version))
+	n, err := s.changed(ctx, "save", s.q.save, data, expires, key, now, koaVersionHex(rec.Version))
 	if err != nil {
-		return s.fail(ctx, "save", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return s.fail(ctx, "save", err)
+		return err
 	}
 	if n > 0 {
 		rec.Version = version
@@ -358,41 +354,14 @@ func (s *KoaStore) Touch(ctx context.Context, key string, expires time.Time) err
 	if err != nil {
 		return fmt.Errorf("session: koa: touch: %w", err)
 	}
-	now := s.now().UnixMilli()
-	res, err := s.exec(ctx, s.q.touch, exp, key, now)
-	if err != nil {
-		return s.fail(ctx, "touch", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return s.fail(ctx, "touch", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	// A live row that already had this expiry was matched but not
-	// changed; only a missing or expired row is an error.
-	var stored sql.NullString
+	var hash sql.NullString // NULL when Koa's table holds NULL data
 	var storedExpires int64
-	err = s.queryRow(ctx, s.q.check, []any{key, now}, &stored, &storedExpires)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("session: koa: touch: %w", ErrNotFound)
-	case err != nil:
-		return s.fail(ctx, "touch", err)
-	}
-	return nil
+	return s.touchRow(ctx, key, exp, s.now().UnixMilli(), s.q.touch, s.q.check, &hash, &storedExpires)
 }
 
 // Delete implements [Store].
 func (s *KoaStore) Delete(ctx context.Context, key string) error {
-	if err := checkMySQLKey(key); err != nil {
-		return fmt.Errorf("session: koa: delete: %w", err)
-	}
-	if _, err := s.exec(ctx, s.q.delete, key); err != nil {
-		return s.fail(ctx, "delete", err)
-	}
-	return nil
+	return s.deleteKey(ctx, key, s.q.delete)
 }
 
 // errKoaOwner explains why owners are refused.

@@ -251,13 +251,9 @@ func (s *MySQLStore) Save(ctx context.Context, key string, rec *Record) error {
 		return fmt.Errorf("session: mysql: save: %w", err)
 	}
 	now := mysqlFormatTime(s.now())
-	res, err := s.exec(ctx, s.q.save, row.data, rec.Owner, row.created, row.expires, row.deadline, key, rec.Version, now)
+	n, err := s.changed(ctx, "save", s.q.save, row.data, rec.Owner, row.created, row.expires, row.deadline, key, rec.Version, now)
 	if err != nil {
-		return s.fail(ctx, "save", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return s.fail(ctx, "save", err)
+		return err
 	}
 	if n > 0 {
 		rec.Version++ // what version = version + 1 stored
@@ -286,41 +282,13 @@ func (s *MySQLStore) Touch(ctx context.Context, key string, expires time.Time) e
 	if err != nil {
 		return fmt.Errorf("session: mysql: touch: %w", err)
 	}
-	now := mysqlFormatTime(s.now())
-	res, err := s.exec(ctx, s.q.touch, exp, key, now)
-	if err != nil {
-		return s.fail(ctx, "touch", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return s.fail(ctx, "touch", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	// MySQL counts changed rows, not matched ones: a live row that already
-	// had this expiry was matched. Asking whether the row is live as of the
-	// same instant tells that from a missing or expired row.
 	var version int64
-	err = s.queryRow(ctx, s.q.exists, []any{key, now}, &version)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("session: mysql: touch: %w", ErrNotFound)
-	case err != nil:
-		return s.fail(ctx, "touch", err)
-	}
-	return nil
+	return s.touchRow(ctx, key, exp, mysqlFormatTime(s.now()), s.q.touch, s.q.exists, &version)
 }
 
 // Delete implements [Store].
 func (s *MySQLStore) Delete(ctx context.Context, key string) error {
-	if err := checkMySQLKey(key); err != nil {
-		return fmt.Errorf("session: mysql: delete: %w", err)
-	}
-	if _, err := s.exec(ctx, s.q.delete, key); err != nil {
-		return s.fail(ctx, "delete", err)
-	}
-	return nil
+	return s.deleteKey(ctx, key, s.q.delete)
 }
 
 // DeleteOwner implements [Store]. Owners match byte for byte: case and
@@ -334,15 +302,8 @@ func (s *MySQLStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (
 			return 0, fmt.Errorf("session: mysql: delete owner: %w", err)
 		}
 	}
-	res, err := s.exec(ctx, s.q.deleteOwner, owner, len(owner), exceptKey)
-	if err != nil {
-		return 0, s.fail(ctx, "delete owner", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, s.fail(ctx, "delete owner", err)
-	}
-	return int(n), nil
+	n, err := s.changed(ctx, "delete owner", s.q.deleteOwner, owner, len(owner), exceptKey)
+	return int(n), err
 }
 
 // Lock implements [Locker] with GET_LOCK on a connection of its own, which

@@ -133,13 +133,9 @@ func (b *mysqlTable) close() error {
 func (b *mysqlTable) deleteExpired(ctx context.Context, query string, now any) (int64, error) {
 	var total int64
 	for {
-		res, err := b.exec(ctx, query, now, b.batch)
+		n, err := b.changed(ctx, "delete expired", query, now, b.batch)
 		if err != nil {
-			return total, b.fail(ctx, "delete expired", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, b.fail(ctx, "delete expired", err)
+			return total, err
 		}
 		total += n
 		if n < int64(b.batch) {
@@ -182,6 +178,51 @@ func (b *mysqlTable) exec(ctx context.Context, query string, args ...any) (sql.R
 		res, err = b.db.ExecContext(ctx, query, args...)
 	}
 	return res, err
+}
+
+// changed runs one statement, as exec, and reports how many rows it
+// changed; a failure comes back wrapped for op.
+func (b *mysqlTable) changed(ctx context.Context, op, query string, args ...any) (int64, error) {
+	res, err := b.exec(ctx, query, args...)
+	if err != nil {
+		return 0, b.fail(ctx, op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, b.fail(ctx, op, err)
+	}
+	return n, nil
+}
+
+// touchRow is both stores' Touch: touch (args exp, key, now) moves the
+// expiry of the live row. MySQL counts changed rows, not matched ones, so
+// when it changes none, live (args key, now, scanned into dest) tells a
+// live row that already had this expiry from a missing or expired one, as
+// of the same instant.
+func (b *mysqlTable) touchRow(ctx context.Context, key string, exp, now any, touch, live string, dest ...any) error {
+	n, err := b.changed(ctx, "touch", touch, exp, key, now)
+	if err != nil || n > 0 {
+		return err
+	}
+	err = b.queryRow(ctx, live, []any{key, now}, dest...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: touch: %w", b.prefix, ErrNotFound)
+	case err != nil:
+		return b.fail(ctx, "touch", err)
+	}
+	return nil
+}
+
+// deleteKey is both stores' Delete: query (arg key) removes key's row.
+func (b *mysqlTable) deleteKey(ctx context.Context, key, query string) error {
+	if err := checkMySQLKey(key); err != nil {
+		return fmt.Errorf("%s: delete: %w", b.prefix, err)
+	}
+	if _, err := b.exec(ctx, query, key); err != nil {
+		return b.fail(ctx, "delete", err)
+	}
+	return nil
 }
 
 // queryRow runs one single-row query into dest, and once more after a
