@@ -55,16 +55,30 @@ func (m *Manager) expiry(rec *Record, now time.Time) (time.Time, bool) {
 	return exp, exp.Sub(rec.Expires) >= m.idle/10
 }
 
-// commit saves the request's changes. late means the response has started,
-// so no cookie can be set any more. The caller does not hold s.mu.
-func (s *Session) commit(h http.Header, late bool) error {
+// commit saves the request's changes: the first call as the response
+// starts, later ones once it has (late: no cookie can be set any more, and
+// a call with nothing changed since costs nothing). The caller does not
+// hold s.mu.
+func (s *Session) commit(h http.Header) (late bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.setErr != nil {
-		err := s.setErr
-		s.setErr = nil
-		return err
+	late, s.started = s.started, true
+	if late && !s.dirty() && s.ended == "" && s.setErr == nil {
+		return true, nil
 	}
+	if !late && s.sawCookie {
+		// The handler may have replaced the Vary set before it ran.
+		varyCookie(h)
+	}
+	if s.setErr != nil {
+		err, s.setErr = s.setErr, nil
+		return late, err
+	}
+	return late, s.commitLocked(h, late)
+}
+
+// commitLocked does commit's work. The caller holds s.mu.
+func (s *Session) commitLocked(h http.Header, late bool) error {
 	ctx := s.ctx
 	if ctx.Err() != nil {
 		// The client left, but the handler's changes are still owed to
@@ -335,17 +349,7 @@ func (w *responseWriter) begin() bool {
 	}
 	w.started = true
 	s := w.s
-	s.mu.Lock()
-	late := s.started
-	s.mu.Unlock()
-	if s.sawCookie && !late {
-		// The handler may have replaced the Vary set before it ran.
-		varyCookie(w.Header())
-	}
-	err := s.commit(w.Header(), late)
-	s.mu.Lock()
-	s.started = true
-	s.mu.Unlock()
+	late, err := s.commit(w.Header())
 	if err == nil {
 		return true
 	}
@@ -376,13 +380,7 @@ func (w *responseWriter) finish() {
 		return
 	}
 	s := w.s
-	s.mu.Lock()
-	pending := s.dirty() || s.ended != "" || s.setErr != nil
-	s.mu.Unlock()
-	if !pending {
-		return
-	}
-	if err := s.commit(w.Header(), true); err != nil {
+	if _, err := s.commit(w.Header()); err != nil {
 		if !errors.Is(err, ErrResponseStarted) {
 			err = fmt.Errorf("%w: %w", ErrResponseStarted, err)
 		}

@@ -318,8 +318,9 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	if id != "" {
 		s.cookieID = id
+		key := m.ids.key(id)
 		if lock {
-			unlock, err := m.acquire(s.ctx, m.ids.key(id))
+			unlock, err := m.acquire(s.ctx, key)
 			if err != nil {
 				m.onError(w, r, err)
 				return
@@ -327,7 +328,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 			defer unlock()
 			s.locked = true
 		}
-		if err := s.load(id); err != nil {
+		if err := s.load(id, key); err != nil {
 			m.onError(w, r, err)
 			return
 		}
@@ -424,8 +425,9 @@ type Session struct {
 	sawCookie bool // the request carried the cookie: responses vary by it
 }
 
-func (s *Session) load(id string) error {
-	key := s.m.ids.key(id)
+// load reads the session stored under key, the store key of id. A missing,
+// expired or corrupt record leaves the session new: it is never an error.
+func (s *Session) load(id, key string) error {
 	rec, err := s.m.store.Load(s.ctx, key)
 	switch {
 	case err == nil:
@@ -461,7 +463,7 @@ func (s *Session) reload() error {
 		id = s.id
 	}
 	s.id, s.key, s.base = "", "", nil
-	return s.load(id)
+	return s.load(id, s.m.ids.key(id))
 }
 
 // ID returns the session's id, choosing one for a new session. It is the
