@@ -118,9 +118,6 @@ func decodeInt(raw json.RawMessage) (int64, bool) {
 	if n, ok := parseDigits(raw); ok {
 		return n, true
 	}
-	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
-		return n, true // 19 digits: past parseDigits, beyond float64's precision
-	}
 	f, ok := decodeFloat(raw)
 	if !ok || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
 		return 0, false
@@ -128,27 +125,31 @@ func decodeInt(raw json.RawMessage) (int64, bool) {
 	return int64(f), true
 }
 
-// parseDigits parses an optional minus sign followed by at most 18 digits
-// without allocating: the form almost every stored integer has.
+// parseDigits parses an optional minus sign followed by at most 19 digits
+// that fit an int64, without allocating: the form almost every stored
+// integer has, and the only exact one past float64's 2^53.
 func parseDigits(raw []byte) (int64, bool) {
 	neg := len(raw) > 0 && raw[0] == '-'
 	if neg {
 		raw = raw[1:]
 	}
-	if len(raw) == 0 || len(raw) > 18 {
+	if len(raw) == 0 || len(raw) > 19 {
 		return 0, false
 	}
-	var n int64
+	var n uint64 // 19 digits always fit
 	for _, c := range raw {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + uint64(c-'0')
 	}
-	if neg {
-		n = -n
+	switch {
+	case neg && n <= 1<<63:
+		return int64(-n), true // -(1<<63) wraps to itself: MinInt64
+	case !neg && n < 1<<63:
+		return int64(n), true
 	}
-	return n, true
+	return 0, false
 }
 
 // decodeFloat returns raw as a float64 if it is a JSON number.
