@@ -806,3 +806,27 @@ func TestFromContextOutsideMiddleware(t *testing.T) {
 		t.Fatalf("FromContext outside the middleware = %v", s)
 	}
 }
+
+// TestIdleRefreshThrottled: an unchanged session's expiry is refreshed (one
+// Touch, no Save) only once a tenth of the idle timeout has passed, not on
+// every request.
+func TestIdleRefreshThrottled(t *testing.T) {
+	st := &countingStore{Store: newMemory(t)}
+	a := newApp(t, session.Options{Store: st, IdleTimeout: 2 * time.Second}, map[string]http.HandlerFunc{
+		"/set": setRoute("user", "ann"),
+		"/":    showRoute,
+	})
+	a.get("/set")
+	for range 5 {
+		a.get("/")
+	}
+	if n := st.touches.Load(); n != 0 {
+		t.Fatalf("%d refreshes within a tenth of the idle timeout, want 0", n)
+	}
+	time.Sleep(250 * time.Millisecond) // past 2s/10
+	a.get("/")
+	a.get("/")
+	if n, s := st.touches.Load(), st.saves.Load(); n != 1 || s != 0 {
+		t.Fatalf("%d refreshes and %d saves after a tenth of the idle timeout, want 1 and 0", n, s)
+	}
+}

@@ -1,0 +1,74 @@
+//go:build !race
+
+// The race detector changes allocation counts, so these run without it
+// (.ci/run runs them in a step of their own).
+
+package session_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/seed013449c2/session"
+)
+
+// TestHotPathAllocations pins what the README claims of the hot path: a
+// request without a cookie allocates only its context (two objects), and a
+// read-only request allocates the same whether its session holds one small
+// value or fifty large ones: values are decoded only when read.
+func TestHotPathAllocations(t *testing.T) {
+	m, err := session.New(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	big := strings.Repeat("x", 1000)
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		if r.URL.Path == "/write" {
+			s.Set("count", 1)
+			if r.URL.Query().Has("big") {
+				for i := range 50 {
+					s.Set("k"+strconv.Itoa(i), map[string]any{"blob": big, "n": []int{1, 2, 3}})
+				}
+			}
+			return
+		}
+		if s.GetInt("count") > 1 {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	read := func(cookie string) float64 {
+		req := httptest.NewRequest("GET", "/read", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		w := &discard{h: http.Header{}}
+		return testing.AllocsPerRun(200, func() {
+			clear(w.h)
+			h.ServeHTTP(w, req)
+		})
+	}
+	newSession := func(path string) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		c := rec.Result().Cookies()
+		if len(c) != 1 {
+			t.Fatalf("%s set no cookie", path)
+		}
+		return c[0].Name + "=" + c[0].Value
+	}
+	if n := read(""); n > 2 {
+		t.Errorf("a request without a cookie allocates %v objects, want at most 2", n)
+	}
+	small, large := read(newSession("/write")), read(newSession("/write?big=1"))
+	if small != large {
+		t.Errorf("a read-only request allocates %v objects on a 1-key session but %v on a 51-key one: values are being decoded unread", small, large)
+	}
+	if small > 4 {
+		t.Errorf("a read-only request allocates %v objects, want at most 4", small)
+	}
+}
