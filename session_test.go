@@ -163,17 +163,7 @@ func (a *app) sessionCookie(name string) string {
 // raw sends one request with exactly the given Cookie header lines.
 func (a *app) raw(path string, cookies ...string) (*http.Response, string) {
 	a.t.Helper()
-	req, _ := http.NewRequest("GET", a.srv.URL+path, nil)
-	for _, c := range cookies {
-		req.Header.Add("Cookie", c)
-	}
-	res, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	return res, string(body)
+	return secDo(a.t, "GET", a.srv.URL+path, nil, nil, cookies...)
 }
 
 func setRoute(key string, value any) http.HandlerFunc {

@@ -151,6 +151,28 @@ func TestMySQLNoCreateTableSendsNothing(t *testing.T) {
 	}
 }
 
+// checkRefused opens a store with options it must refuse, on a pool that
+// expects no statement: the error starts with prefix and mentions want.
+func checkRefused[S interface{ Close() error }](t *testing.T, open func(*sql.DB) (S, error), prefix, want string) {
+	t.Helper()
+	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := open(db)
+	if err == nil {
+		s.Close()
+		t.Fatal("the store accepted the options")
+	}
+	if !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), prefix) {
+		t.Errorf("error %q does not start with %q and mention %q", err, prefix, want)
+	}
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestMySQLBadOptions(t *testing.T) {
 	tests := []struct {
 		name string
@@ -168,22 +190,7 @@ func TestMySQLBadOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			s, err := NewMySQLStore(db, tt.opts)
-			if err == nil {
-				s.Close()
-				t.Fatal("NewMySQLStore accepted the options")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not mention %q", err, tt.want)
-			}
-			if err := mock.ExpectationsWereMet(); err != nil {
-				t.Error(err)
-			}
+			checkRefused(t, func(db *sql.DB) (*MySQLStore, error) { return NewMySQLStore(db, tt.opts) }, "session: mysql: ", tt.want)
 		})
 	}
 	if _, err := NewMySQLStore(nil, MySQLOptions{}); err == nil {
