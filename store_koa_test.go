@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/DATA-DOG/go-sqlmock"
-	"github.com/go-sql-driver/mysql"
 )
 
 // The Koa statements, written out in full as in store_mysql_test.go.
@@ -348,50 +347,15 @@ func TestKoaCreate(t *testing.T) {
 }
 
 func TestKoaCreateTakenKey(t *testing.T) {
-	dup := &mysql.MySQLError{Number: 1062, Message: "Duplicate entry for key 'PRIMARY'"}
-	insert := []driver.Value{koaMockKey, koaExpiresMS, mockValuesSQL}
-	tests := []struct {
-		name       string
-		expect     func(sqlmock.Sqlmock)
-		wantExists bool
-	}{
-		{"live row", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
-		}, true},
-		{"expired row removed by the cleanup meanwhile", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, false},
-		{"expired row", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, false},
-		{"expired row replaced by a live one meanwhile", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
-			m.ExpectExec(sqlKoaInsert).WithArgs(insert...).WillReturnError(dup)
-		}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	runCreateTakenKey(t, "session: koa: create",
+		sqlKoaInsert, []driver.Value{koaMockKey, koaExpiresMS, mockValuesSQL},
+		sqlKoaDeleteExpKey, []driver.Value{koaMockKey, koaNowMS},
+		func(t *testing.T) (sqlmock.Sqlmock, func() error) {
 			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-			tt.expect(mock)
-			err := s.Create(context.Background(), koaMockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
-			if !tt.wantExists {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrExists) || !errors.Is(err, &mysql.MySQLError{Number: 1062}) || !strings.HasPrefix(err.Error(), "session: koa: create") {
-				t.Fatalf("Create = %v, want ErrExists with the driver's 1062 kept", err)
+			return mock, func() error {
+				return s.Create(context.Background(), koaMockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
 			}
 		})
-	}
 }
 
 // TestKoaBadRecord: what Koa's table cannot hold, or must never hold, is

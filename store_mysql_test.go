@@ -353,51 +353,55 @@ func TestMySQLCreate(t *testing.T) {
 }
 
 func TestMySQLCreateTakenKey(t *testing.T) {
+	runCreateTakenKey(t, "session: mysql: create",
+		sqlInsert, []driver.Value{mockKey, mockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1},
+		sqlDeleteExpKey, []driver.Value{mockKey, mockNowSQL},
+		func(t *testing.T) (sqlmock.Sqlmock, func() error) {
+			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+			return mock, func() error {
+				return s.Create(context.Background(), mockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
+			}
+		})
+}
+
+// runCreateTakenKey: a Create whose INSERT finds the key taken deletes the
+// row only if it is expired (deleteSQL) and inserts once more, whatever
+// that DELETE found (the cleanup may have removed the row meanwhile); a
+// second duplicate is a live row: ErrExists, starting with prefix, with the
+// driver's 1062 kept.
+func runCreateTakenKey(t *testing.T, prefix, insertSQL string, insertArgs []driver.Value, deleteSQL string, deleteArgs []driver.Value,
+	open func(*testing.T) (sqlmock.Sqlmock, func() error)) {
 	dup := &mysql.MySQLError{Number: 1062, Message: "Duplicate entry for key 'PRIMARY'"}
-	insert := []driver.Value{mockKey, mockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1}
 	tests := []struct {
-		name       string
-		expect     func(sqlmock.Sqlmock)
-		wantExists bool
+		name      string
+		deleted   int64 // rows the conditional DELETE removes
+		secondDup bool  // the second INSERT finds the key taken too
 	}{
-		{"live row", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
-		}, true},
-		{"expired row removed by the cleanup meanwhile", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, false},
-		{"expired row", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 1))
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, false},
-		{"expired row replaced by a live one meanwhile", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
-			m.ExpectExec(sqlDeleteExpKey).WithArgs(mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 1))
-			m.ExpectExec(sqlInsert).WithArgs(insert...).WillReturnError(dup)
-		}, true},
+		{"live row", 0, true},
+		{"expired row removed by the cleanup meanwhile", 0, false},
+		{"expired row", 1, false},
+		{"expired row replaced by a live one meanwhile", 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
-			tt.expect(mock)
-			err := s.Create(context.Background(), mockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
-			if !tt.wantExists {
+			mock, create := open(t)
+			mock.ExpectExec(insertSQL).WithArgs(insertArgs...).WillReturnError(dup)
+			mock.ExpectExec(deleteSQL).WithArgs(deleteArgs...).WillReturnResult(sqlmock.NewResult(0, tt.deleted))
+			second := mock.ExpectExec(insertSQL).WithArgs(insertArgs...)
+			if tt.secondDup {
+				second.WillReturnError(dup)
+			} else {
+				second.WillReturnResult(sqlmock.NewResult(0, 1))
+			}
+			err := create()
+			if !tt.secondDup {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrExists) {
-				t.Fatalf("Create = %v, want ErrExists", err)
-			}
-			var me *mysql.MySQLError
-			if !errors.As(err, &me) || me.Number != 1062 {
-				t.Errorf("Create = %v, want the driver's 1062 kept", err)
+			if !errors.Is(err, ErrExists) || !errors.Is(err, &mysql.MySQLError{Number: 1062}) || !strings.HasPrefix(err.Error(), prefix) {
+				t.Fatalf("Create = %v, want ErrExists with the driver's 1062 kept", err)
 			}
 		})
 	}
