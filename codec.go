@@ -235,3 +235,26 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	}
 	return values, nil
 }
+
+// objectSize returns len(encodeObject(values)) without building it: the
+// exact number of bytes a store keeps for values.
+func objectSize(values map[string]json.RawMessage) int {
+	size, n := 2, 0
+	for k, v := range values {
+		if len(v) == 0 {
+			continue
+		}
+		if n > 0 {
+			size++ // the comma
+		}
+		n++
+		if plainString(k) {
+			size += len(k) + 2
+		} else {
+			q, _ := json.Marshal(k) // a string always marshals
+			size += len(q)
+		}
+		size += 1 + len(v)
+	}
+	return size
+}

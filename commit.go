@@ -3,11 +3,9 @@ package session
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -24,24 +22,20 @@ import (
 // dirty reports whether the request changed the session's data. The caller
 // holds s.mu.
 func (s *Session) dirty() bool {
-	return len(s.changes) > 0 || s.cleared || s.owner != nil
+	return len(s.changes) > 0 || len(s.adds) > 0 || s.cleared || s.owner != nil
 }
 
 // clean forgets the pending changes once they are saved. The caller holds
 // s.mu.
 func (s *Session) clean() {
-	s.changes, s.cleared, s.owner, s.regen = nil, false, nil, false
+	s.changes, s.adds, s.cleared, s.owner, s.regen = nil, nil, false, nil, false
 }
 
-// ownerOf is the owner a saved record gets. The caller holds s.mu.
-func (s *Session) ownerOf(base *Record) string {
-	if s.owner != nil {
-		return *s.owner
-	}
-	if base != nil {
-		return base.Owner
-	}
-	return ""
+// pending returns this request's changes as a Change for the store. It
+// shares the session's maps: the caller holds s.mu until the store is done
+// with it.
+func (s *Session) pending() *Change {
+	return &Change{Clear: s.cleared, Values: s.changes, Add: s.adds, Owner: s.owner, MaxSize: s.m.maxSize}
 }
 
 // expiry returns the idle expiry a record should get now, and whether it
@@ -78,19 +72,24 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 }
 
 // commitLocked does commit's work. The caller holds s.mu.
+//
+// The commit runs detached from the request's cancellation, within
+// CommitTimeout: a client that hangs up must not cancel a logout or a
+// change its handler already made.
 func (s *Session) commitLocked(h http.Header, late bool) error {
-	ctx := s.ctx
-	if ctx.Err() != nil {
-		// The client left, but the handler's changes are still owed to
-		// the store.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), detachedCommitTimeout)
-		defer cancel()
+	if s.ended == "" && s.base == nil && !s.dirty() {
+		return nil // nothing stored, nothing to store: no clock, no store
 	}
 	m := s.m
+	ctx := context.WithoutCancel(s.ctx)
+	if m.storeWait > 0 { // a store that never waits needs no timer
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.commitWait)
+		defer cancel()
+	}
 	expireCookie := false
 	if s.ended != "" {
-		if err := m.store.Delete(ctx, s.ended); err != nil {
+		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.ended) }); err != nil {
 			return fmt.Errorf("session: destroy %s: %w", logID(s.ended), err)
 		}
 		s.ended = ""
@@ -100,7 +99,7 @@ func (s *Session) commitLocked(h http.Header, late bool) error {
 		if expireCookie {
 			s.setCookie(h, "", -1)
 		}
-		return nil // nothing stored, nothing to store: no clock, no store
+		return nil
 	}
 	now := time.Now()
 	var err error
@@ -113,7 +112,7 @@ func (s *Session) commitLocked(h http.Header, late bool) error {
 		cookieAge, emptied, err = s.create(ctx, now, s.base, late)
 		expireCookie = expireCookie || emptied
 	case s.dirty():
-		cookieAge, expireCookie, err = s.save(ctx, now)
+		cookieAge, expireCookie, err = s.update(ctx, now)
 	default:
 		cookieAge, err = s.touch(ctx, now)
 	}
@@ -135,6 +134,13 @@ func (s *Session) commitLocked(h http.Header, late bool) error {
 	return nil
 }
 
+// call runs one store call within StoreTimeout.
+func (s *Session) call(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := s.m.bound(ctx)
+	defer cancel()
+	return f(ctx)
+}
+
 func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
 	h.Add("Set-Cookie", s.m.cookie.cookie(s.r, s.m.ids.name, value, maxAge).String())
 	h.Set("Cache-Control", "no-store")
@@ -146,39 +152,44 @@ func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
 // has no values left. The caller holds s.mu.
 func (s *Session) create(ctx context.Context, now time.Time, from *Record, late bool) (time.Duration, bool, error) {
 	m := s.m
-	values := s.merged(from)
-	if len(values) == 0 {
+	base := from
+	if base == nil {
+		base = &Record{Created: now}
+		if m.lifetime > 0 {
+			base.Deadline = now.Add(m.lifetime)
+		}
+	}
+	rec, err := s.pending().Apply(base)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(rec.Values) == 0 {
 		if from != nil {
 			return 0, s.cookieID != "", s.remove(ctx)
 		}
 		s.clean()
 		return 0, false, nil
 	}
-	if err := m.checkSize(values); err != nil {
-		return 0, false, err
-	}
 	if late {
 		return 0, false, fmt.Errorf("%w: a new session id needs a cookie", ErrResponseStarted)
 	}
-	rec := &Record{Values: values, Owner: s.ownerOf(from), Created: now}
-	if from != nil {
-		rec.Created, rec.Deadline = from.Created, from.Deadline
-	} else if m.lifetime > 0 {
-		rec.Deadline = now.Add(m.lifetime)
+	if rec.Owner != "" && m.owners == nil {
+		return 0, false, fmt.Errorf("session: SetOwner needs a store that implements session.OwnerStore (%T does not): %w", m.store, errors.ErrUnsupported)
 	}
+	rec.Version = 0
 	rec.Expires, _ = m.expiry(rec, now)
 	id := s.id
 	if from != nil || id == "" {
 		id = m.ids.newID()
 	}
 	key := m.ids.key(id)
-	err := m.store.Create(ctx, key, rec)
+	err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	if errors.Is(err, ErrExists) {
 		// 2^-256 for random ids; a store with its own key scheme may
 		// still have a stale row under a client-chosen id.
 		id = m.ids.newID()
 		key = m.ids.key(id)
-		err = m.store.Create(ctx, key, rec)
+		err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("session: create %s: %w", logID(key), err)
@@ -186,8 +197,9 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 	if from != nil {
 		// A logout or revoke may have ended the session since this request
 		// loaded it: then the new record must not outlive it.
-		if _, err := m.store.Load(ctx, s.key); errors.Is(err, ErrNotFound) {
-			if err := m.store.Delete(ctx, key); err != nil {
+		err := s.call(ctx, func(ctx context.Context) error { _, err := s.store.Load(ctx, s.key); return err })
+		if errors.Is(err, ErrNotFound) {
+			if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, key) }); err != nil {
 				return 0, false, fmt.Errorf("session: regenerate: undo %s: %w", logID(key), err)
 			}
 			s.endedElsewhere()
@@ -195,7 +207,7 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 		} else if err != nil {
 			return 0, false, fmt.Errorf("session: regenerate: check old %s: %w", logID(s.key), err)
 		}
-		if err := m.store.Delete(ctx, s.key); err != nil {
+		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 			return 0, false, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
 		}
 	}
@@ -204,67 +216,40 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 	return rec.Expires.Sub(now), false, nil
 }
 
-// save merges this request's changes into the stored record with a
-// compare-and-swap, reloading and reapplying them when another request
-// saved first. It reports how long a refreshed cookie may live and whether
-// the cookie must be expired (the session lost its last value). The caller
-// holds s.mu.
-func (s *Session) save(ctx context.Context, now time.Time) (time.Duration, bool, error) {
+// update hands this request's changes to the store, which applies them to
+// the freshest stored record in one step. It reports how long a refreshed
+// cookie may live and whether the cookie must be expired (the session lost
+// its last value). The caller holds s.mu.
+func (s *Session) update(ctx context.Context, now time.Time) (time.Duration, bool, error) {
 	m := s.m
-	base := s.base
-	for try := 1; ; try++ {
-		values := s.merged(base)
-		if len(values) == 0 {
-			return 0, s.cookieID != "", s.remove(ctx)
-		}
-		if err := m.checkSize(values); err != nil {
-			return 0, false, err
-		}
-		next := &Record{Values: values, Owner: s.ownerOf(base), Created: base.Created, Deadline: base.Deadline, Expires: base.Expires, Version: base.Version}
-		exp, refresh := m.expiry(base, now)
-		if refresh {
-			next.Expires = exp
-		}
-		err := m.store.Save(ctx, s.key, next)
-		switch {
-		case err == nil:
-			s.base = next
-			s.clean()
-			return s.m.refreshedCookie(refresh, exp, now), false, nil
-		case errors.Is(err, ErrNotFound):
-			s.endedElsewhere()
-			return 0, false, nil
-		case errors.Is(err, ErrConflict) && try < maxCommitTries:
-			if err := backoff(ctx, try); err != nil {
-				return 0, false, fmt.Errorf("session: save %s: %w", logID(s.key), err)
-			}
-			base, err = m.store.Load(ctx, s.key)
-			if errors.Is(err, ErrNotFound) {
-				s.endedElsewhere()
-				return 0, false, nil
-			}
-			if err != nil {
-				return 0, false, fmt.Errorf("session: reload %s: %w", logID(s.key), err)
-			}
-		default:
-			return 0, false, fmt.Errorf("session: save %s: %w", logID(s.key), err)
-		}
+	if s.owner != nil && *s.owner != "" && m.owners == nil {
+		return 0, false, fmt.Errorf("session: SetOwner needs a store that implements session.OwnerStore (%T does not): %w", m.store, errors.ErrUnsupported)
 	}
-}
-
-// backoff waits a random time that grows with the number of failed tries,
-// so that writers who keep colliding on one session spread out instead of
-// colliding again in lockstep.
-func backoff(ctx context.Context, try int) error {
-	limit := min(time.Duration(1)<<min(try, 20)*100*time.Microsecond, maxCommitBackoff)
-	t := time.NewTimer(rand.N(limit) + 1)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	ch := s.pending()
+	exp, refresh := m.expiry(s.base, now)
+	if refresh {
+		ch.Expires = exp
 	}
+	var rec *Record
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		rec, err = s.store.Update(ctx, s.key, ch)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.endedElsewhere()
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("session: save %s: %w", logID(s.key), err)
+	case len(rec.Values) == 0:
+		expire := s.cookieID != ""
+		s.id, s.key, s.base = "", "", nil
+		s.clean()
+		return 0, expire, nil
+	}
+	s.base = rec
+	s.clean()
+	return m.refreshedCookie(refresh, exp, now), false, nil
 }
 
 // endedElsewhere handles a session that a concurrent request destroyed or
@@ -279,7 +264,7 @@ func (s *Session) endedElsewhere() {
 
 // remove deletes a session that has no values left. The caller holds s.mu.
 func (s *Session) remove(ctx context.Context) error {
-	if err := s.m.store.Delete(ctx, s.key); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 		return fmt.Errorf("session: delete %s: %w", logID(s.key), err)
 	}
 	s.id, s.key, s.base = "", "", nil
@@ -294,7 +279,7 @@ func (s *Session) touch(ctx context.Context, now time.Time) (time.Duration, erro
 	if !refresh {
 		return 0, nil
 	}
-	err := s.m.store.Touch(ctx, s.key, exp)
+	err := s.call(ctx, func(ctx context.Context) error { return s.store.Touch(ctx, s.key, exp) })
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.endedElsewhere()
@@ -316,19 +301,6 @@ func (m *Manager) refreshedCookie(refreshed bool, exp, now time.Time) time.Durat
 		return 0
 	}
 	return exp.Sub(now)
-}
-
-// checkSize enforces Options.MaxSize on the values as a store would encode
-// them.
-func (m *Manager) checkSize(values map[string]json.RawMessage) error {
-	size := 2
-	for k, v := range values {
-		size += len(k) + len(v) + 4
-	}
-	if size > m.maxSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, m.maxSize)
-	}
-	return nil
 }
 
 // responseWriter commits the session before the response's first byte. It

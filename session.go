@@ -38,10 +38,21 @@ type Options struct {
 	// The store must implement [Locker]. [Manager.Locked] does the same
 	// for chosen routes only.
 	Lock bool
-	// LockTimeout bounds the wait for a session's lock; a request that
-	// waits longer is answered through ErrorHandler with an error wrapping
-	// ErrLockTimeout (503 by default). Default 10 seconds.
+	// LockTimeout bounds the whole wait for a session's lock, the wait for
+	// a pool connection included; a request that waits longer is answered
+	// through ErrorHandler with an error wrapping ErrLockTimeout (503 by
+	// default). Default 10 seconds.
 	LockTimeout time.Duration
+	// StoreTimeout bounds each call to the store (a load, an update, a
+	// delete), so a hung database cannot hold a request for ever. The
+	// in-memory store never waits and gets no deadline. Default 5 seconds.
+	StoreTimeout time.Duration
+	// CommitTimeout bounds the saving of a request's changes. The commit
+	// runs detached from the request's cancellation: a client that hangs
+	// up does not cancel a change or a logout its handler made, which is
+	// saved, or reported to ErrorHandler, within this time. Default 10
+	// seconds.
+	CommitTimeout time.Duration
 	// Keys, when set, sign the id in the cookie with HMAC-SHA256: a forged
 	// or random id is refused in constant time before any store call.
 	// The first key signs and every key verifies, so keys rotate by
@@ -79,16 +90,8 @@ const (
 	defaultLifetime    = 7 * 24 * time.Hour
 	defaultLockTimeout = 10 * time.Second
 	defaultMaxSize     = 128 << 10
-	// maxCommitTries bounds the compare-and-swap loop of a merge. With
-	// the jittered backoff below, 50 writers of one session on a real
-	// database all get through well within it.
-	maxCommitTries = 64
-	// maxCommitBackoff caps the random wait before a retried merge.
-	maxCommitBackoff = 20 * time.Millisecond
-	// detachedCommitTimeout bounds a commit whose request context was
-	// already cancelled (the client left): the handler's changes are still
-	// saved, but a hung store cannot hold the goroutine forever.
-	detachedCommitTimeout = 10 * time.Second
+	defaultStoreWait   = 5 * time.Second
+	defaultCommitWait  = 10 * time.Second
 )
 
 // Manager is the middleware built from Options. Build one with [New] when
@@ -98,13 +101,17 @@ type Manager struct {
 	store    Store
 	ownStore *MemoryStore
 	locker   Locker
+	owners   OwnerStore
 	ids      ids
 	cookie   CookieOptions
 	idle     time.Duration
 	lifetime time.Duration
 	lock     bool
 	lockWait time.Duration
-	maxSize  int
+	// storeWait bounds each store call; 0 for a store that never waits.
+	storeWait  time.Duration
+	commitWait time.Duration
+	maxSize    int
 	onError  func(http.ResponseWriter, *http.Request, error)
 	log      *slog.Logger
 
@@ -140,6 +147,8 @@ func New(opts Options) (*Manager, error) {
 		lifetime: orDefault(opts.Lifetime, defaultLifetime),
 		lock:     opts.Lock,
 		lockWait: orDefault(opts.LockTimeout, defaultLockTimeout),
+		storeWait:  orDefault(opts.StoreTimeout, defaultStoreWait),
+		commitWait: orDefault(opts.CommitTimeout, defaultCommitWait),
 		maxSize:  orDefault(opts.MaxSize, defaultMaxSize),
 		onError:  opts.ErrorHandler,
 		log:      opts.Logger,
@@ -161,7 +170,11 @@ func New(opts Options) (*Manager, error) {
 		m.ownStore = NewMemoryStore(MemoryOptions{})
 		m.store = m.ownStore
 	}
+	if _, ok := m.store.(*MemoryStore); ok {
+		m.storeWait = 0 // it never waits: no timer on the hot path
+	}
 	m.locker, _ = m.store.(Locker)
+	m.owners, _ = m.store.(OwnerStore)
 	if m.lock && m.locker == nil {
 		m.Close()
 		return nil, fmt.Errorf("%w: Lock is set but the store (%T) does not implement session.Locker", ErrInvalidOptions, m.store)
@@ -185,8 +198,8 @@ func (m *Manager) check(opts Options, name string) error {
 	switch {
 	case !validCookieName(name):
 		return fmt.Errorf("option CookieName %q is not a valid cookie name", name)
-	case opts.IdleTimeout < 0, opts.Lifetime < 0, opts.LockTimeout < 0:
-		return fmt.Errorf("option IdleTimeout, Lifetime and LockTimeout must not be negative")
+	case opts.IdleTimeout < 0, opts.Lifetime < 0, opts.LockTimeout < 0, opts.StoreTimeout < 0, opts.CommitTimeout < 0:
+		return fmt.Errorf("option IdleTimeout, Lifetime, LockTimeout, StoreTimeout and CommitTimeout must not be negative")
 	case opts.MaxSize < 0:
 		return fmt.Errorf("option MaxSize must not be negative")
 	}
@@ -265,7 +278,12 @@ func (m *Manager) Revoke(ctx context.Context, owner string) (int, error) {
 	if owner == "" {
 		return 0, nil
 	}
-	n, err := m.store.DeleteOwner(ctx, owner, "")
+	if m.owners == nil {
+		return 0, fmt.Errorf("session: revoke: the store (%T) does not implement session.OwnerStore: %w", m.store, errors.ErrUnsupported)
+	}
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
+	n, err := m.owners.DeleteOwner(ctx, owner, "")
 	if err != nil {
 		return n, fmt.Errorf("session: revoke: %w", err)
 	}
@@ -306,7 +324,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	x := &exchange{Context: r.Context()}
 	s := &x.s
-	s.m, s.ctx, s.r = m, r.Context(), r
+	s.m, s.ctx, s.r, s.store = m, r.Context(), r, m.store
 	value, found := m.ids.cookieValue(r)
 	if found {
 		w.Header().Add("Vary", "Cookie")
@@ -320,13 +338,13 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		s.cookieID = id
 		key := m.ids.key(id)
 		if lock {
-			unlock, err := m.acquire(s.ctx, key)
+			lease, err := m.acquire(s.ctx, key)
 			if err != nil {
 				m.onError(w, r, err)
 				return
 			}
-			defer unlock()
-			s.locked = true
+			defer s.release(lease)
+			s.lease, s.store = lease, lease.Store()
 		}
 		if err := s.load(id, key); err != nil {
 			m.onError(w, r, err)
@@ -342,9 +360,13 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 }
 
 // serveNested runs a Locked route inside Handler: the outer middleware has
-// loaded the session without the lock, so take it and load again.
+// loaded the session without the lock, so take it and load again, through
+// the lease's store.
 func (m *Manager) serveNested(w http.ResponseWriter, r *http.Request, next http.Handler, s *Session, lock bool) {
-	if !lock || s.locked || s.cookieID == "" {
+	s.mu.Lock()
+	locked, cookieID := s.lease != nil, s.cookieID
+	s.mu.Unlock()
+	if !lock || locked || cookieID == "" {
 		if lock && m.locker == nil {
 			m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
 			return
@@ -352,14 +374,14 @@ func (m *Manager) serveNested(w http.ResponseWriter, r *http.Request, next http.
 		next.ServeHTTP(w, r)
 		return
 	}
-	unlock, err := m.acquire(s.ctx, m.ids.key(s.cookieID))
+	lease, err := m.acquire(s.ctx, m.ids.key(cookieID))
 	if err != nil {
 		m.onError(w, r, err)
 		return
 	}
-	defer unlock()
+	defer s.release(lease)
 	s.mu.Lock()
-	s.locked = true
+	s.lease, s.store = lease, lease.Store()
 	err = s.reload()
 	s.mu.Unlock()
 	if err != nil {
@@ -371,20 +393,42 @@ func (m *Manager) serveNested(w http.ResponseWriter, r *http.Request, next http.
 	rw.finish()
 }
 
-func (m *Manager) acquire(ctx context.Context, key string) (func(), error) {
+// acquire takes key's lock within LockTimeout, the wait for whatever the
+// lock needs (a pool connection) included.
+func (m *Manager) acquire(ctx context.Context, key string) (Lease, error) {
 	if m.locker == nil {
 		return nil, fmt.Errorf("session: locking needs a store that implements session.Locker (%T does not)", m.store)
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.lockWait)
 	defer cancel()
-	unlock, err := m.locker.Lock(ctx, key)
+	lease, err := m.locker.Lock(ctx, key)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrLockTimeout) {
 			err = fmt.Errorf("%w: %w", ErrLockTimeout, err)
 		}
 		return nil, fmt.Errorf("session: lock %s: %w", logID(key), err)
 	}
-	return unlock, nil
+	return lease, nil
+}
+
+// release gives the lock back once the request is done with it. A lock lost
+// after the commit succeeded costs nothing but this log line: a commit
+// after the loss fails on its own, through the ErrorHandler.
+func (s *Session) release(lease Lease) {
+	s.mu.Lock()
+	s.lease, s.store = nil, s.m.store
+	s.mu.Unlock()
+	if err := lease.Unlock(); err != nil {
+		s.m.log.WarnContext(s.ctx, "session lock: release failed", "err", err)
+	}
+}
+
+// bound gives ctx the store-call deadline, unless the store never waits.
+func (m *Manager) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if m.storeWait <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, m.storeWait)
 }
 
 func (m *Manager) defaultError(w http.ResponseWriter, r *http.Request, err error) {
@@ -410,17 +454,19 @@ type Session struct {
 	r   *http.Request
 
 	mu        sync.Mutex
+	store     Store   // m.store, or the lease's store while locked
+	lease     Lease   // the held session lock, if any
 	cookieID  string  // the well-formed id the request carried
 	id        string  // the session's id; "" until one is needed
 	key       string  // store key of the loaded record
 	base      *Record // the record as loaded or last saved; read-only
 	changes   map[string]json.RawMessage
+	adds      map[string]int64 // counters added to, for the store to apply
 	cleared   bool
 	owner     *string // pending owner change
 	regen     bool
 	ended     string // store key of a session destroyed in this request
 	setErr    error
-	locked    bool
 	started   bool // the response's headers are out
 	sawCookie bool // the request carried the cookie: responses vary by it
 }
@@ -428,7 +474,9 @@ type Session struct {
 // load reads the session stored under key, the store key of id. A missing,
 // expired or corrupt record leaves the session new: it is never an error.
 func (s *Session) load(id, key string) error {
-	rec, err := s.m.store.Load(s.ctx, key)
+	ctx, cancel := s.m.bound(s.ctx)
+	rec, err := s.store.Load(ctx, key)
+	cancel()
 	switch {
 	case err == nil:
 		now := time.Now()
@@ -516,13 +564,19 @@ func (s *Session) RevokeOwner(keepCurrent bool) (int, error) {
 	if owner == "" {
 		return 0, nil
 	}
+	m := s.m
+	if m.owners == nil {
+		return 0, fmt.Errorf("session: revoke: the store (%T) does not implement session.OwnerStore: %w", m.store, errors.ErrUnsupported)
+	}
 	s.mu.Lock()
 	except := s.key
 	s.mu.Unlock()
 	if !keepCurrent {
 		s.Destroy()
 	}
-	n, err := s.m.store.DeleteOwner(s.ctx, owner, except)
+	ctx, cancel := m.bound(s.ctx)
+	defer cancel()
+	n, err := m.owners.DeleteOwner(ctx, owner, except)
 	if err != nil {
 		return n, fmt.Errorf("session: revoke: %w", err)
 	}
@@ -548,5 +602,5 @@ func (s *Session) Destroy() {
 	if s.key != "" {
 		s.ended = s.key
 	}
-	s.id, s.key, s.base, s.changes, s.cleared, s.owner, s.regen = "", "", nil, nil, false, nil, false
+	s.id, s.key, s.base, s.changes, s.adds, s.cleared, s.owner, s.regen = "", "", nil, nil, nil, false, nil, false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -17,10 +18,16 @@ func (s *Session) raw(key string) json.RawMessage {
 	if v, ok := s.changes[key]; ok {
 		return v // nil when deleted
 	}
-	if s.cleared || s.base == nil {
-		return nil
+	var v json.RawMessage
+	if !s.cleared && s.base != nil {
+		v = s.base.Values[key]
 	}
-	return s.base.Values[key]
+	if d, ok := s.adds[key]; ok {
+		if sum, err := addInt(v, d); err == nil {
+			return sum
+		}
+	}
+	return v
 }
 
 func (s *Session) rawLocked(key string) json.RawMessage {
@@ -119,6 +126,45 @@ func (s *Session) put(key string, raw json.RawMessage) {
 		s.changes = make(map[string]json.RawMessage, 4)
 	}
 	s.changes[key] = raw
+	delete(s.adds, key)
+}
+
+// Add adds delta to the integer value of key (a missing value counts as
+// 0) and returns the sum as this request sees it. The store applies the
+// addition to the freshest stored value when the request commits, so
+// concurrent requests that add to one counter all count, with no lock and
+// at the cost of a plain write: the stored sum may be larger than the one
+// returned here. Add fails with an error wrapping ErrNotInteger, and
+// changes nothing, when the value is not an integer or the sum leaves the
+// int64 range; a value set to something else by a concurrent request
+// fails the commit the same way.
+func (s *Session) Add(key string, delta int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.raw(key)
+	sum, err := addInt(cur, delta)
+	if err != nil {
+		return 0, fmt.Errorf("session: add to %q: %w", key, err)
+	}
+	n, _ := decodeInt(sum)
+	if _, set := s.changes[key]; set || s.cleared || s.base == nil {
+		// The request decides this value outright: nothing to add to.
+		s.put(key, sum)
+		return n, nil
+	}
+	total := delta
+	if d, ok := s.adds[key]; ok {
+		raw, err := addInt(strconv.AppendInt(nil, d, 10), delta)
+		if err != nil {
+			return 0, fmt.Errorf("session: add to %q: %w", key, err)
+		}
+		total, _ = decodeInt(raw)
+	}
+	if s.adds == nil {
+		s.adds = make(map[string]int64, 2)
+	}
+	s.adds[key] = total
+	return n, nil
 }
 
 // Delete removes key.
@@ -147,37 +193,23 @@ func (s *Session) Pop(key string) any {
 func (s *Session) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cleared, s.changes = true, nil
+	s.cleared, s.changes, s.adds = true, nil, nil
 }
 
 // values returns the current values as one map. The caller holds s.mu.
 func (s *Session) values() map[string]json.RawMessage {
-	return s.merged(s.base)
-}
-
-// merged applies this request's changes to base, a record loaded now or
-// earlier: the key-by-key merge that keeps concurrent requests' changes to
-// other keys. The caller holds s.mu.
-func (s *Session) merged(base *Record) map[string]json.RawMessage {
-	var out map[string]json.RawMessage
-	if base != nil && !s.cleared {
-		out = make(map[string]json.RawMessage, len(base.Values)+len(s.changes))
-		for k, v := range base.Values {
-			if !isNull(v) { // null, as another program may store it, is absence
-				out[k] = v
-			}
-		}
-	} else {
-		out = make(map[string]json.RawMessage, len(s.changes))
+	base := s.base
+	if base == nil {
+		base = &Record{}
 	}
-	for k, v := range s.changes {
-		if isNull(v) {
-			delete(out, k)
-		} else {
-			out[k] = v
-		}
+	ch := &Change{Clear: s.cleared, Values: s.changes, Add: s.adds}
+	rec, err := ch.Apply(base)
+	if err != nil {
+		// Add checked every sum against this base already.
+		ch.Add = nil
+		rec, _ = ch.Apply(base)
 	}
-	return out
+	return rec.Values
 }
 
 // Keys returns the keys that have values, sorted.
@@ -191,7 +223,7 @@ func (s *Session) Keys() []string {
 func (s *Session) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.base == nil && len(s.changes) == 0 {
+	if s.base == nil && len(s.changes) == 0 && len(s.adds) == 0 {
 		return 0
 	}
 	return len(s.values())

@@ -4,6 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -11,20 +16,28 @@ import (
 // store the session id itself: by default a key is the SHA-256 of the id, so a
 // leaked table logs no one in (see [KeyScheme] for the one exception).
 //
-// Every method receives the request's context and must give up when it is
-// cancelled. Implementations must be safe for concurrent use. The conformance
-// suite in package sessiontest checks a Store against this contract.
+// Every method receives a context with a deadline (see Options.StoreTimeout)
+// and must give up when it is done. Implementations must be safe for
+// concurrent use. The conformance suite in package sessiontest checks a
+// Store against this contract.
 //
-// The contract is built so that nothing is lost under concurrency:
+// The contract is built so that nothing is lost under concurrency, and so
+// that many requests of one session writing at once cost no more than one
+// write each:
 //
-//   - Create never overwrites and Save never creates: a session that was
+//   - Create never overwrites and Update never creates: a session that was
 //     deleted (logout, [Session.Regenerate]) cannot be brought back by a
 //     slower request's write-back.
-//   - Save is a compare-and-swap on Version, so the middleware can merge
-//     concurrent changes key by key: when Save answers ErrConflict it loads
-//     the fresh record, applies only its own changes and tries again.
+//   - Update applies one request's [Change] (keys set and deleted, counters
+//     added to, owner, expiry) to the freshest stored record in one atomic
+//     step: concurrent requests that change different keys all persist, and
+//     nobody retries.
 //   - Touch moves the expiry without rewriting values, so an idle-timeout
 //     refresh never races a concurrent change.
+//
+// A backend that has only a read and a put-if-version (a key-value store with
+// compare-and-swap) implements Update by calling [UpdateCAS], which merges
+// the change onto the fresh record and retries on conflict.
 type Store interface {
 	// Load returns the live record stored under key. It returns an error
 	// wrapping ErrNotFound when there is none or when its Expires has
@@ -41,24 +54,29 @@ type Store interface {
 	// rec: the caller only reads it afterwards.
 	Create(ctx context.Context, key string, rec *Record) error
 
-	// Save replaces the record stored under key with rec, provided the
-	// stored record still has version rec.Version (the version that was
-	// loaded). The store gives the saved record a new version and sets
-	// rec.Version to it, so the caller can save again. Save returns
-	// an error wrapping ErrConflict when the stored version differs, and one
-	// wrapping ErrNotFound when there is no live record under key: Save
-	// never creates a record. The store takes ownership of rec, as in
-	// Create.
-	Save(ctx context.Context, key string, rec *Record) error
+	// Update applies ch to the live record under key atomically, as
+	// [Change.Apply] does, and returns the record as stored afterwards. It
+	// returns an error wrapping ErrNotFound when there is no live record
+	// under key (Update never creates one), and the errors of Change.Apply
+	// (ErrTooLarge, ErrNotInteger) with the stored record unchanged. When
+	// the change leaves no values the store deletes the record and returns
+	// it with empty Values.
+	Update(ctx context.Context, key string, ch *Change) (*Record, error)
 
 	// Touch sets the Expires of the live record under key without changing
-	// its values or version, or returns an error wrapping ErrNotFound.
+	// its values, or returns an error wrapping ErrNotFound.
 	Touch(ctx context.Context, key string, expires time.Time) error
 
 	// Delete removes the record under key. Deleting a missing record is not
 	// an error.
 	Delete(ctx context.Context, key string) error
+}
 
+// OwnerStore is implemented by stores that keep [Record.Owner] and can end
+// every session of one owner: what [Manager.Revoke] and [Session.RevokeOwner]
+// need. A store that does not implement it refuses a record with an owner
+// with an error wrapping errors.ErrUnsupported.
+type OwnerStore interface {
 	// DeleteOwner removes every record whose Owner is owner, except the one
 	// stored under exceptKey when exceptKey is not empty, and reports how
 	// many it removed. An empty owner removes nothing.
@@ -68,13 +86,30 @@ type Store interface {
 // Locker is implemented by stores that can serialize the requests of one
 // session, across every process that shares the store. It is used only when
 // [Options.Lock] is set or a handler is wrapped with [Manager.Locked].
+//
+// Requests of one session that wait in one process must queue in that
+// process, holding no connection or other shared resource while they wait.
 type Locker interface {
 	// Lock blocks until the caller holds the lock for key or ctx is done,
-	// in which case it returns an error wrapping ctx.Err(). The returned
-	// function releases the lock; it must be safe to call once from any
-	// goroutine, and a holder that dies (its process or connection gone)
-	// must not keep the lock.
-	Lock(ctx context.Context, key string) (unlock func(), err error)
+	// in which case it returns an error wrapping ctx.Err() (and
+	// ErrLockTimeout when ctx's deadline passed). The wait for any
+	// resource the lock needs (a pool connection) counts against ctx.
+	Lock(ctx context.Context, key string) (Lease, error)
+}
+
+// Lease is a held session lock.
+type Lease interface {
+	// Store returns the store that the holder uses while it holds the
+	// lease: a store whose lock lives on a connection returns one that runs
+	// every call on that connection, so a locked request never needs a
+	// second one. Once the lock is lost, every call of that store fails
+	// with an error wrapping ErrLockLost, so a holder that lost its lock
+	// cannot overwrite the work of the request that took it next.
+	Store() Store
+	// Unlock releases the lock. It must be safe to call more than once and
+	// from any goroutine. It returns an error wrapping ErrLockLost when the
+	// lock was lost while held (its connection died).
+	Unlock() error
 }
 
 // KeyScheme is implemented by stores that dictate the form of ids and keys,
@@ -93,7 +128,7 @@ type Record struct {
 	// never stored: the middleware deletes it instead.
 	Values map[string]json.RawMessage
 	// Owner ties the session to a principal (a user id) so that
-	// [Store.DeleteOwner] can end all of that principal's sessions.
+	// [OwnerStore.DeleteOwner] can end all of that principal's sessions.
 	Owner string
 	// Created is when the session was first stored.
 	Created time.Time
@@ -103,9 +138,173 @@ type Record struct {
 	// Deadline is the absolute end of the session (Created plus
 	// [Options.Lifetime]); activity does not move it.
 	Deadline time.Time
-	// Version identifies the stored state for [Store.Save]'s
-	// compare-and-swap. Only the store gives it meaning.
+	// Version identifies the stored state for a compare-and-swap store
+	// (see [CASStore]). Only the store gives it meaning.
 	Version int64
+}
+
+// Change is one request's changes to a session, which [Store.Update]
+// applies to the freshest stored record in one step. The steps apply in
+// this order: Clear, Values, Add, Owner, Expires.
+type Change struct {
+	// Clear drops every stored value first.
+	Clear bool
+	// Values maps a key to its new value as JSON, or to nil (or JSON null)
+	// to delete it.
+	Values map[string]json.RawMessage
+	// Add adds to integer values: a missing value counts as 0; a stored
+	// value that is not an integer fails the change with ErrNotInteger,
+	// and so does a sum outside the int64 range.
+	Add map[string]int64
+	// Owner, when not nil, becomes the record's owner.
+	Owner *string
+	// Expires, when not zero, becomes the record's expiry.
+	Expires time.Time
+	// MaxSize, when positive, is the largest the values may be once
+	// encoded as one JSON object, in bytes; a change over it fails with
+	// ErrTooLarge.
+	MaxSize int
+}
+
+// Empty reports whether the change changes nothing but, perhaps, the
+// expiry.
+func (c *Change) Empty() bool {
+	return !c.Clear && len(c.Values) == 0 && len(c.Add) == 0 && c.Owner == nil
+}
+
+// Apply returns a new record: rec with the change applied. rec itself is
+// not modified, and the new record shares no map with it. Version is
+// copied; the store sets its own.
+func (c *Change) Apply(rec *Record) (*Record, error) {
+	next := *rec
+	n := len(c.Values) + len(c.Add)
+	if !c.Clear {
+		n += len(rec.Values)
+	}
+	next.Values = make(map[string]json.RawMessage, n)
+	if !c.Clear {
+		for k, v := range rec.Values {
+			if !isNull(v) { // null, as another program may store it, is absence
+				next.Values[k] = v
+			}
+		}
+	}
+	for k, v := range c.Values {
+		if isNull(v) {
+			delete(next.Values, k)
+		} else {
+			next.Values[k] = v
+		}
+	}
+	for k, d := range c.Add {
+		sum, err := addInt(next.Values[k], d)
+		if err != nil {
+			return nil, fmt.Errorf("session: add to %q: %w", k, err)
+		}
+		next.Values[k] = sum
+	}
+	if c.Owner != nil {
+		next.Owner = *c.Owner
+	}
+	if !c.Expires.IsZero() {
+		next.Expires = c.Expires
+	}
+	if c.MaxSize > 0 {
+		if size := objectSize(next.Values); size > c.MaxSize {
+			return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, c.MaxSize)
+		}
+	}
+	return &next, nil
+}
+
+// addInt returns the JSON of raw's integer plus d.
+func addInt(raw json.RawMessage, d int64) (json.RawMessage, error) {
+	var n int64
+	if !isNull(raw) {
+		var ok bool
+		if n, ok = decodeInt(raw); !ok {
+			return nil, fmt.Errorf("%w: stored value %.40s", ErrNotInteger, raw)
+		}
+	}
+	if (d > 0 && n > math.MaxInt64-d) || (d < 0 && n < math.MinInt64-d) {
+		return nil, fmt.Errorf("%w: %d + %d overflows int64", ErrNotInteger, n, d)
+	}
+	return strconv.AppendInt(nil, n+d, 10), nil
+}
+
+// clone returns a deep copy of c.
+func (c *Change) clone() *Change {
+	d := *c
+	d.Values = maps.Clone(c.Values)
+	d.Add = maps.Clone(c.Add)
+	return &d
+}
+
+// CASStore is what [UpdateCAS] needs of a backend that has only a read and a
+// put-if-version.
+type CASStore interface {
+	Load(ctx context.Context, key string) (*Record, error)
+	// Save replaces the record stored under key with rec, provided the
+	// stored record still has version rec.Version, gives it a new version
+	// and sets rec.Version to it. It returns an error wrapping ErrConflict
+	// when the stored version differs and one wrapping ErrNotFound when
+	// there is no live record under key: Save never creates a record.
+	Save(ctx context.Context, key string, rec *Record) error
+	Delete(ctx context.Context, key string) error
+}
+
+// maxCASTries bounds UpdateCAS's compare-and-swap loop.
+const maxCASTries = 64
+
+// UpdateCAS implements [Store.Update] for a store that has only a read and a
+// put-if-version: it loads the record, applies ch and saves it if nobody
+// saved in between, else loads again, with a growing random wait between
+// tries. Concurrent changes of different keys are all kept, as the contract
+// asks, but many writers of one session retry: a store that can apply a
+// change in one atomic step should do that instead.
+//
+// A change that leaves no values is saved empty and then deleted; a
+// concurrent Update that lands in between is deleted with it.
+func UpdateCAS(ctx context.Context, s CASStore, key string, ch *Change) (*Record, error) {
+	for try := 1; ; try++ {
+		rec, err := s.Load(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		next, err := ch.Apply(rec)
+		if err != nil {
+			return nil, err
+		}
+		err = s.Save(ctx, key, next)
+		switch {
+		case err == nil:
+			if len(next.Values) == 0 {
+				if err := s.Delete(ctx, key); err != nil {
+					return nil, err
+				}
+			}
+			return next, nil
+		case !errors.Is(err, ErrConflict) || try >= maxCASTries:
+			return nil, err
+		}
+		if err := casBackoff(ctx, try); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// casBackoff waits a random time that grows with the number of failed
+// tries, so that writers who keep colliding spread out.
+func casBackoff(ctx context.Context, try int) error {
+	limit := min(time.Duration(1)<<min(try, 20)*100*time.Microsecond, 20*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Errors shared by every store. Stores wrap them with %w so that callers can
@@ -115,10 +314,17 @@ var (
 	ErrNotFound = errors.New("session: not found")
 	// ErrExists: Create found a live record under the key.
 	ErrExists = errors.New("session: key already exists")
-	// ErrConflict: Save found another version than the one loaded.
+	// ErrConflict: a CASStore's Save found another version than the one
+	// loaded.
 	ErrConflict = errors.New("session: concurrent update")
 	// ErrLockTimeout: the session lock was not acquired in time.
 	ErrLockTimeout = errors.New("session: lock wait timed out")
+	// ErrLockLost: a session lock was lost while held (its connection
+	// died), so the holder's changes were not saved.
+	ErrLockLost = errors.New("session: lock lost while held")
+	// ErrNotInteger: [Session.Add] or [Change.Add] found a value that is
+	// not an integer, or the sum left the int64 range.
+	ErrNotInteger = errors.New("session: value is not an integer")
 	// ErrCorrupt: a record exists but cannot be decoded (say, a row edited
 	// by hand). Load returns it wrapped; the middleware logs it and starts
 	// a fresh session instead of failing every request of that visitor.

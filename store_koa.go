@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"database/sql"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,14 +72,12 @@ type KoaOptions struct {
 // adopts an id that has no row and never writes an empty object: an
 // emptied session deletes the row and expires the cookie, as Koa does.
 //
-// Create never overwrites a live row and Save never creates one. Koa's
-// table has no version column, so Save is a compare-and-swap on the data
-// itself: Record.Version holds the first 64 bits of the MD5 of data as
-// loaded, and the UPDATE matches only while the row's MD5 still starts
-// with them. Any change, by Koa or by Go, changes the data and therefore
-// the hash, so a concurrent write makes Save report [ErrConflict] and the
-// middleware merges its changes key by key onto the fresh row. Touch
-// writes only expires.
+// Create never overwrites a live row and Update never creates one. Update
+// applies a request's change to the row as it is now, inside one
+// transaction that holds the row lock, so concurrent Go requests that
+// change different keys all persist, and none retries. Record.Version is
+// the first 64 bits of the MD5 of data, for information only. Touch writes
+// only expires.
 //
 // What Koa's own writes break is beyond any Go store: koa-mysql-session
 // writes with a blind upsert (INSERT ... ON DUPLICATE KEY UPDATE), so a
@@ -91,10 +88,10 @@ type KoaOptions struct {
 //
 // Koa's table has no other columns, so:
 //
-//   - Record.Owner is not kept: Create and Save of a record with an owner
-//     and DeleteOwner of an owner fail with an error wrapping
-//     errors.ErrUnsupported ([Session.SetOwner], [Manager.Revoke] and
-//     [Session.RevokeOwner] do not work in Koa mode).
+//   - Record.Owner is not kept: KoaStore does not implement [OwnerStore],
+//     and Create and Update of a record with an owner fail with an error
+//     wrapping errors.ErrUnsupported ([Session.SetOwner], [Manager.Revoke]
+//     and [Session.RevokeOwner] do not work in Koa mode).
 //   - Record.Created and Record.Deadline are not kept: Load returns them
 //     zero, so Options.Lifetime is not enforced on these sessions; only
 //     the idle timeout is.
@@ -111,16 +108,17 @@ type KoaOptions struct {
 //	SELECT id, data, expires, LEFT(MD5(data), 16) ...         Load
 //	DELETE FROM t WHERE id = ? AND expires <= ?               Load of an expired row; Create over one
 //	INSERT INTO t (id, expires, data) VALUES (?, ?, ?)        Create
-//	UPDATE t SET data = ?, expires = ? WHERE ... MD5 ...      Save
+//	SELECT id, data, expires ... FOR UPDATE                   Update, in a transaction
+//	UPDATE t SET data = ?, expires = ? WHERE id = ?           Update, in the same transaction
+//	DELETE FROM t WHERE id = ?                                Update that leaves no values; Delete
 //	UPDATE t SET expires = ? WHERE id = ? AND expires > ?     Touch
-//	SELECT LEFT(MD5(data), 16), expires ... WHERE id = ? ...  Save and Touch when no row changed
-//	DELETE FROM t WHERE id = ?                                Delete
+//	SELECT LEFT(MD5(data), 16), expires ... WHERE id = ? ...  Touch when no row changed
 //	DELETE FROM t WHERE expires <= ? LIMIT ?                  DeleteExpired, repeated
 //	SELECT GET_LOCK(?, ?) and SELECT RELEASE_LOCK(?)          Lock
 //
 // "Now" is the Go server's clock in milliseconds, as Koa's is, so the
-// servers need synchronized clocks. Statements are retried and locks held
-// as in [MySQLStore].
+// servers need synchronized clocks. Statements are retried, store calls
+// bounded and locks held as in [MySQLStore].
 type KoaStore struct {
 	mysqlTable
 	prefix string
@@ -129,7 +127,7 @@ type KoaStore struct {
 
 // koaQueries holds the statements for one table, built once.
 type koaQueries struct {
-	create, load, check, insert, deleteExpiredKey, save, touch, delete, deleteExpired string
+	create, load, lockRow, check, insert, deleteExpiredKey, update, touch, delete, deleteExpired string
 }
 
 const (
@@ -190,7 +188,8 @@ func buildKoaQueries(table string) koaQueries {
 		check:            "SELECT LEFT(MD5(data), 16), expires FROM " + t + " WHERE id = ? AND expires > ?",
 		insert:           "INSERT INTO " + t + " (id, expires, data) VALUES (?, ?, ?)",
 		deleteExpiredKey: "DELETE FROM " + t + " WHERE id = ? AND expires <= ?",
-		save:             "UPDATE " + t + " SET data = ?, expires = ? WHERE id = ? AND expires > ? AND LEFT(MD5(data), 16) = ?",
+		lockRow:          "SELECT id, data, expires FROM " + t + " WHERE id = ? AND expires > ? FOR UPDATE",
+		update:           "UPDATE " + t + " SET data = ?, expires = ? WHERE id = ?",
 		touch:            "UPDATE " + t + " SET expires = ? WHERE id = ? AND expires > ?",
 		delete:           "DELETE FROM " + t + " WHERE id = ?",
 		deleteExpired:    "DELETE FROM " + t + " WHERE expires <= ? LIMIT ?",
@@ -306,43 +305,65 @@ func (s *KoaStore) Create(ctx context.Context, key string, rec *Record) error {
 	return nil
 }
 
-// Save implements [Store] as one UPDATE that matches only the live row
-// whose data still hashes to rec.Version, and sets rec.Version to the hash
-// of the data it stored.
-func (s *KoaStore) Save(ctx context.Context, key string, rec *Record) error {
-	data, expires, err := s.row(key, rec)
-	if err != nil {
-		return fmt.Errorf("session: koa: save: %w", err)
+// Update implements [Store] in one transaction, as [MySQLStore.Update]
+// does: it reads the live row with a row lock, applies ch and writes data
+// and expires back, or deletes the row when no values are left. Koa's own
+// writes take no row lock, so they can still overwrite it (see above).
+func (s *KoaStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
+	if err := checkMySQLKey(key); err != nil {
+		return nil, fmt.Errorf("session: koa: update: %w", err)
 	}
-	now := s.now().UnixMilli()
-	version := koaVersion(data)
-	n, err := s.changed(ctx, "save", s.q.save, data, expires, key, now, koaVersionHex(rec.Version))
-	if err != nil {
+	if ch == nil {
+		return nil, errors.New("session: koa: update: nil change")
+	}
+	var next *Record
+	var applyErr error
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			id      []byte
+			data    sql.NullString
+			expires sql.NullInt64
+		)
+		err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.now().UnixMilli()).Scan(&id, &data, &expires)
+		switch {
+		case err != nil:
+			return err
+		case string(id) != key:
+			return sql.ErrNoRows // another id on Koa's case-insensitive table
+		case !data.Valid:
+			applyErr = fmt.Errorf("%w: the row has NULL data", ErrCorrupt)
+			return applyErr
+		}
+		rec := &Record{Expires: time.UnixMilli(expires.Int64).UTC()}
+		if rec.Values, err = koaDecode(data.String); err != nil {
+			applyErr = fmt.Errorf("%w: %w", ErrCorrupt, err)
+			return applyErr
+		}
+		if next, applyErr = ch.Apply(rec); applyErr != nil {
+			return applyErr
+		}
+		if len(next.Values) == 0 {
+			_, err = tx.ExecContext(ctx, s.q.delete, key)
+			return err
+		}
+		newData, newExpires, err := s.row(key, next)
+		if err != nil {
+			applyErr = err
+			return err
+		}
+		next.Version = koaVersion(newData)
+		_, err = tx.ExecContext(ctx, s.q.update, newData, newExpires, key)
 		return err
-	}
-	if n > 0 {
-		rec.Version = version
-		return nil
-	}
-	// MySQL counts changed rows, not matched ones, so no row changed
-	// either because the WHERE matched nothing or because the save writes
-	// back what was loaded, unchanged, onto a row that still holds it.
-	// Only the latter is a success: a row that holds this data because
-	// another writer stored the same change (two increments from 1 to 2)
-	// is a conflict, or one of the changes would be lost. No live row is
-	// a missing session, as of the same instant.
-	var stored sql.NullString // NULL when Koa's table holds NULL data
-	var storedExpires int64
-	err = s.queryRow(ctx, s.q.check, []any{key, now}, &stored, &storedExpires)
+	})
 	switch {
+	case err == nil:
+		return next, nil
+	case applyErr != nil:
+		return nil, fmt.Errorf("session: koa: update: %w", applyErr)
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("session: koa: save: %w", ErrNotFound)
-	case err != nil:
-		return s.fail(ctx, "save", err)
-	case version == rec.Version && stored.String == koaVersionHex(version) && storedExpires == expires:
-		return nil
+		return nil, fmt.Errorf("session: koa: update: %w", ErrNotFound)
 	}
-	return fmt.Errorf("session: koa: save: %w (the row's data changed since it was loaded)", ErrConflict)
+	return nil, s.fail(ctx, "update", err)
 }
 
 // Touch implements [Store]. It writes only expires.
@@ -367,21 +388,18 @@ func (s *KoaStore) Delete(ctx context.Context, key string) error {
 // errKoaOwner explains why owners are refused.
 var errKoaOwner = fmt.Errorf("%w: a Koa session table has no owner column, so SetOwner, Revoke and RevokeOwner do not work in Koa mode", errors.ErrUnsupported)
 
-// DeleteOwner implements [Store]. Koa's table has no owner column, so it
-// reports an error wrapping errors.ErrUnsupported for any owner but "",
-// which removes nothing, as for every store.
-func (s *KoaStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error) {
-	if owner == "" {
-		return 0, nil
-	}
-	return 0, fmt.Errorf("session: koa: delete owner: %w", errKoaOwner)
-}
-
 // Lock implements [Locker] with GET_LOCK, exactly as [MySQLStore.Lock]. It
 // serializes the Go app's requests of a session; Koa's requests never take
 // it.
-func (s *KoaStore) Lock(ctx context.Context, key string) (func(), error) {
-	return s.lock(ctx, key)
+func (s *KoaStore) Lock(ctx context.Context, key string) (Lease, error) {
+	l, err := s.lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	bound := *s
+	bound.run, bound.lease = l.conn, l
+	l.store = &bound
+	return l, nil
 }
 
 // row checks rec and returns its data and expires columns.
@@ -424,14 +442,6 @@ func koaMillis(t time.Time) (int64, error) {
 func koaVersion(data string) int64 {
 	sum := md5.Sum([]byte(data))
 	return int64(binary.BigEndian.Uint64(sum[:8]))
-}
-
-// koaVersionHex is the form of a version the SQL compares: 16 lower-case
-// hex digits.
-func koaVersionHex(version int64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(version))
-	return hex.EncodeToString(b[:])
 }
 
 // koaParseVersion reads LEFT(MD5(data), 16) as the server computed it.

@@ -38,9 +38,9 @@ type MemoryOptions struct {
 // the right one for a single process. Sessions do not survive a restart and
 // are not shared between processes; use a database store for that.
 //
-// It implements [Store] and [Locker]. Load returns the stored record itself
-// without copying or allocating: records are never changed once stored (Save
-// stores the caller's new record, Touch a copy), so a request never sees
+// It implements [Store], [OwnerStore] and [Locker]. Load returns the stored record itself
+// without copying or allocating: records are never changed once stored (Update
+// stores a new record, Touch a copy), so a request never sees
 // another's half-done change.
 //
 // Create one with [NewMemoryStore], which starts a cleanup goroutine; call
@@ -75,8 +75,7 @@ type memShard struct {
 	owners  map[string]map[string]struct{} // owner -> keys in this shard
 	version int64                          // last version given out here
 
-	lockMu sync.Mutex
-	locks  map[string]*memLock
+	locks keyLocks
 
 	_ [64]byte // keeps the next shard's lock off this shard's cache line
 }
@@ -84,13 +83,6 @@ type memShard struct {
 type memEntry struct {
 	key string
 	rec *Record
-}
-
-// memLock is one key's lock. refs counts its holder and waiters, so that the
-// entry leaves the map as soon as nobody uses it.
-type memLock struct {
-	sem  chan struct{}
-	refs int
 }
 
 var errMemNilRecord = errors.New("session: memory store: nil record")
@@ -116,7 +108,6 @@ func NewMemoryStore(opts MemoryOptions) *MemoryStore {
 		sh := &s.shards[i]
 		sh.index = make(map[string]int)
 		sh.owners = make(map[string]map[string]struct{})
-		sh.locks = make(map[string]*memLock)
 	}
 	go s.cleanup(interval)
 	return s
@@ -205,30 +196,34 @@ func (s *MemoryStore) Create(ctx context.Context, key string, rec *Record) error
 	}
 }
 
-// Save implements [Store]. It stores rec itself, with its new version.
-func (s *MemoryStore) Save(ctx context.Context, key string, rec *Record) error {
+// Update implements [Store]: the change is applied under the shard's lock,
+// so concurrent requests of one session never retry.
+func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if rec == nil {
-		return errMemNilRecord
+		return nil, err
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
 	i, ok := s.liveLocked(sh, key, time.Now())
 	if !ok {
 		sh.mu.Unlock()
-		return ErrNotFound
+		return nil, ErrNotFound
 	}
-	if sh.recs[i].rec.Version != rec.Version {
+	next, err := ch.Apply(sh.recs[i].rec)
+	if err != nil {
 		sh.mu.Unlock()
-		return ErrConflict
+		return nil, err
 	}
-	rec.Version = sh.nextVersion()
-	sh.set(i, rec)
+	if len(next.Values) == 0 {
+		s.removeLocked(sh, i)
+		sh.mu.Unlock()
+		return next, nil
+	}
+	next.Version = sh.nextVersion()
+	sh.set(i, next)
 	sh.mu.Unlock()
-	s.noteExpiry(rec.Expires)
-	return nil
+	s.noteExpiry(next.Expires)
+	return next, nil
 }
 
 // Touch implements [Store]. It stores a copy of the record that shares its
@@ -280,7 +275,7 @@ func (s *MemoryStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// DeleteOwner implements [Store]. Each shard indexes its records by owner,
+// DeleteOwner implements [OwnerStore]. Each shard indexes its records by owner,
 // so the cost follows the owner's sessions, not the store's. The count
 // includes expired records that had not been swept yet.
 func (s *MemoryStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error) {
@@ -306,44 +301,13 @@ func (s *MemoryStore) DeleteOwner(ctx context.Context, owner, exceptKey string) 
 	return n, nil
 }
 
-// Lock implements [Locker] within this process.
-func (s *MemoryStore) Lock(ctx context.Context, key string) (unlock func(), err error) {
-	if err := ctx.Err(); err != nil {
+// Lock implements [Locker] within this process. The lease cannot be lost.
+func (s *MemoryStore) Lock(ctx context.Context, key string) (Lease, error) {
+	unlock, err := s.shard(key).locks.lock(ctx, key)
+	if err != nil {
 		return nil, fmt.Errorf("session: memory store: lock: %w", err)
 	}
-	sh := s.shard(key)
-	sh.lockMu.Lock()
-	l := sh.locks[key]
-	if l == nil {
-		l = &memLock{sem: make(chan struct{}, 1)}
-		sh.locks[key] = l
-	}
-	l.refs++
-	sh.lockMu.Unlock()
-
-	select {
-	case l.sem <- struct{}{}:
-	case <-ctx.Done():
-		sh.releaseLockRef(key, l)
-		return nil, fmt.Errorf("session: memory store: lock: %w", ctx.Err())
-	}
-	// The Once makes a second call harmless instead of releasing the lock
-	// of whoever acquired it next.
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			<-l.sem
-			sh.releaseLockRef(key, l)
-		})
-	}, nil
-}
-
-func (sh *memShard) releaseLockRef(key string, l *memLock) {
-	sh.lockMu.Lock()
-	if l.refs--; l.refs == 0 {
-		delete(sh.locks, key)
-	}
-	sh.lockMu.Unlock()
+	return &memLease{store: s, unlock: unlock}, nil
 }
 
 func (s *MemoryStore) shard(key string) *memShard {

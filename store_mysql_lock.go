@@ -8,9 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // The session lock of the MySQL stores: GET_LOCK on a connection of its
@@ -26,17 +31,25 @@ const (
 	mysqlUnlockTimeout = 5 * time.Second
 )
 
-// lock takes the lock for key. The server waits at most until ctx's
-// deadline (rounded up to a second); a cancelled ctx closes the
-// connection, which ends the wait. A lock not acquired by ctx's deadline
-// gives an error wrapping both [ErrLockTimeout] and ctx.Err().
-func (b *mysqlTable) lock(ctx context.Context, key string) (func(), error) {
+// lock takes the lock for key. Requests of this process queue in-process
+// first, holding no connection; the one at the head takes a connection
+// and GET_LOCK, which queues it behind the other processes. The server
+// waits at most until ctx's deadline (rounded up to a second); a cancelled
+// ctx closes the connection, which ends the wait. A lock not acquired by
+// ctx's deadline gives an error wrapping both [ErrLockTimeout] and
+// ctx.Err().
+func (b *mysqlTable) lock(ctx context.Context, key string) (*mysqlLease, error) {
 	if err := checkMySQLKey(key); err != nil {
 		return nil, fmt.Errorf("%s: lock: %w", b.prefix, err)
 	}
 	name := b.lockName(key)
+	local, err := b.life.locks.lock(ctx, name)
+	if err != nil {
+		return nil, b.lockFail(ctx, err)
+	}
 	conn, err := b.db.Conn(ctx)
 	if err != nil {
+		local()
 		return nil, b.lockFail(ctx, err)
 	}
 	for {
@@ -46,16 +59,19 @@ func (b *mysqlTable) lock(ctx context.Context, key string) (func(), error) {
 		switch {
 		case err != nil:
 			discardConn(conn)
+			local()
 			return nil, b.lockFail(ctx, err)
 		case !got.Valid:
 			discardConn(conn)
+			local()
 			return nil, fmt.Errorf("%s: lock: GET_LOCK returned NULL (the server refused or the wait was killed)", b.prefix)
 		case got.Int64 == 1:
-			return b.unlocker(ctx, conn, name), nil
+			return &mysqlLease{b: b, conn: conn, name: name, local: local, ctx: context.WithoutCancel(ctx)}, nil
 		case !bounded && ctx.Err() == nil:
 			continue // the poll ran out, the caller still waits
 		}
 		_ = conn.Close()
+		local()
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("%s: lock: %w: %w", b.prefix, ErrLockTimeout, cerr)
 		}
@@ -70,27 +86,77 @@ func (b *mysqlTable) lockFail(ctx context.Context, err error) error {
 	return b.fail(ctx, "lock", err)
 }
 
-// unlocker returns the function that releases the lock and gives conn
-// back. It runs RELEASE_LOCK even when ctx is cancelled (the client may
-// be gone while the handler finishes); if that fails, the connection is
-// closed, which frees the lock on the server.
-func (b *mysqlTable) unlocker(ctx context.Context, conn *sql.Conn, name string) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mysqlUnlockTimeout)
-			defer cancel()
-			var released sql.NullInt64
-			err := conn.QueryRowContext(rctx, "SELECT RELEASE_LOCK(?)", name).Scan(&released)
-			if err != nil || released.Int64 != 1 {
-				b.logger.WarnContext(ctx, b.prefix+": RELEASE_LOCK failed; closing its connection instead",
-					"table", b.table, "result", released.Int64, "err", err)
-				discardConn(conn)
+// mysqlLease is a held GET_LOCK. The lock lives exactly as long as its
+// connection: every statement of the holder runs on that connection, so
+// once the connection is gone (killed, timed out by wait_timeout, a
+// network failure) the holder's statements fail instead of overwriting the
+// work of whoever took the lock next.
+type mysqlLease struct {
+	b     *mysqlTable
+	conn  *sql.Conn
+	name  string
+	local func() // releases the in-process queue
+	ctx   context.Context
+	store Store
+	lost  atomic.Bool
+	once  sync.Once
+	err   error
+}
+
+// Store implements [Lease]: the store bound to the lock's connection.
+func (l *mysqlLease) Store() Store { return l.store }
+
+// broken reports whether err means the lock's connection is gone, and
+// remembers it.
+func (l *mysqlLease) broken(err error) bool {
+	var me *mysql.MySQLError
+	gone := false
+	switch {
+	case errors.As(err, &me):
+		gone = me.Number == mysqlErrConnKilled || me.Number == mysqlErrShutdown
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		gone = true
+	default:
+		var ne net.Error
+		gone = errors.As(err, &ne)
+	}
+	if gone {
+		l.lost.Store(true)
+	}
+	return gone
+}
+
+// Unlock implements [Lease]. It runs RELEASE_LOCK even when the request's
+// context is cancelled (the client may be gone while the handler
+// finishes); if that fails, the connection is closed, which frees the lock
+// on the server. It reports ErrLockLost when the lock was no longer held.
+func (l *mysqlLease) Unlock() error {
+	l.once.Do(func() {
+		defer l.local()
+		b := l.b
+		if l.lost.Load() {
+			discardConn(l.conn)
+			l.err = fmt.Errorf("%s: unlock: %w", b.prefix, ErrLockLost)
+			return
+		}
+		rctx, cancel := context.WithTimeout(l.ctx, mysqlUnlockTimeout)
+		defer cancel()
+		var released sql.NullInt64
+		err := l.conn.QueryRowContext(rctx, "SELECT RELEASE_LOCK(?)", l.name).Scan(&released)
+		if err != nil || released.Int64 != 1 {
+			discardConn(l.conn)
+			if err == nil || l.broken(err) {
+				l.err = fmt.Errorf("%s: unlock: %w (RELEASE_LOCK: %v, %v)", b.prefix, ErrLockLost, released.Int64, err)
 				return
 			}
-			_ = conn.Close()
-		})
-	}
+			b.logger.WarnContext(l.ctx, b.prefix+": RELEASE_LOCK failed; closed its connection instead",
+				"table", b.table, "err", err)
+			return
+		}
+		_ = l.conn.Close()
+	})
+	return l.err
 }
 
 // discardConn closes the driver connection behind conn rather than

@@ -20,7 +20,12 @@ import (
 // an expired row, the batched cleanup and its goroutine, and the GET_LOCK
 // locker (store_mysql_lock.go). Both stores embed it.
 type mysqlTable struct {
-	db     *sql.DB
+	db *sql.DB
+	// run sends the statements: db, or the connection of a held lock
+	// (see mysqlLease), so a locked request needs one connection only.
+	run mysqlRunner
+	// lease is the lock whose connection run is, or nil.
+	lease  *mysqlLease
 	ownDB  bool
 	table  string
 	batch  int
@@ -32,10 +37,25 @@ type mysqlTable struct {
 	// MySQLStore and MySQLOptions.
 	kind string
 
+	// life is shared by every copy a lease makes.
+	life *mysqlLife
+}
+
+// mysqlLife is the state of a store that its lease-bound copies share: the
+// cleanup, the in-process lock queue, Close.
+type mysqlLife struct {
 	stop      context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	locks     keyLocks
+}
+
+// mysqlRunner is what *sql.DB and *sql.Conn have in common.
+type mysqlRunner interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
 const (
@@ -46,6 +66,8 @@ const (
 	mysqlErrNoSuchTable     = 1146
 	mysqlErrLockWaitTimeout = 1205
 	mysqlErrDeadlock        = 1213
+	mysqlErrShutdown        = 1053
+	mysqlErrConnKilled      = 1927
 )
 
 // setup checks the settings every MySQL store has and fills in their
@@ -63,7 +85,8 @@ func (b *mysqlTable) setup(db *sql.DB, ownDB bool, prefix, kind, table string, b
 	if logger == nil {
 		logger = slog.Default()
 	}
-	b.db, b.ownDB, b.table, b.batch, b.logger, b.now = db, ownDB, table, batch, logger, time.Now
+	b.db, b.run, b.ownDB, b.table, b.batch, b.logger, b.now = db, db, ownDB, table, batch, logger, time.Now
+	b.life = &mysqlLife{}
 	b.prefix, b.kind = prefix, kind
 	return nil
 }
@@ -91,12 +114,12 @@ func (b *mysqlTable) cleanupEvery(interval time.Duration) (context.Context, time
 		return nil, 0
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	b.stop, b.done = stop, make(chan struct{})
+	b.life.stop, b.life.done = stop, make(chan struct{})
 	return ctx, interval
 }
 
 func (b *mysqlTable) cleanupLoop(ctx context.Context, interval time.Duration, deleteExpired func(context.Context) (int64, error)) {
-	defer close(b.done)
+	defer close(b.life.done)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -115,16 +138,17 @@ func (b *mysqlTable) cleanupLoop(ctx context.Context, interval time.Duration, de
 // close stops the cleanup and waits for it to finish, then closes the pool
 // if the store opened it. Calling it again returns the first result.
 func (b *mysqlTable) close() error {
-	b.closeOnce.Do(func() {
-		if b.stop != nil {
-			b.stop()
-			<-b.done
+	l := b.life
+	l.closeOnce.Do(func() {
+		if l.stop != nil {
+			l.stop()
+			<-l.done
 		}
 		if b.ownDB {
-			b.closeErr = b.db.Close()
+			l.closeErr = b.db.Close()
 		}
 	})
-	return b.closeErr
+	return l.closeErr
 }
 
 // deleteExpired runs query, a DELETE of the rows expired at now with a
@@ -170,14 +194,37 @@ func (b *mysqlTable) insert(ctx context.Context, key string, now any, insert, de
 	return nil
 }
 
-// exec runs one statement, and once more after a deadlock or lock wait
-// timeout.
+// exec runs one statement, and once more after a deadlock: InnoDB rolled
+// it back, and on its own it is safe to repeat. A lock wait timeout is not
+// repeated, which would double a wait that already ran its course.
 func (b *mysqlTable) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := b.db.ExecContext(ctx, query, args...)
+	res, err := b.run.ExecContext(ctx, query, args...)
 	if mysqlRetryable(err) && ctx.Err() == nil {
-		res, err = b.db.ExecContext(ctx, query, args...)
+		res, err = b.run.ExecContext(ctx, query, args...)
 	}
 	return res, err
+}
+
+// inTx runs f in one transaction, and all of it once more after a
+// deadlock. f's error rolls the transaction back and is returned as it is.
+func (b *mysqlTable) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	err := b.tryTx(ctx, f)
+	if mysqlRetryable(err) && ctx.Err() == nil {
+		err = b.tryTx(ctx, f)
+	}
+	return err
+}
+
+func (b *mysqlTable) tryTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := b.run.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // changed runs one statement, as exec, and reports how many rows it
@@ -228,15 +275,15 @@ func (b *mysqlTable) deleteKey(ctx context.Context, key, query string) error {
 // queryRow runs one single-row query into dest, and once more after a
 // deadlock or lock wait timeout.
 func (b *mysqlTable) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
-	err := b.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	err := b.run.QueryRowContext(ctx, query, args...).Scan(dest...)
 	if mysqlRetryable(err) && ctx.Err() == nil {
-		err = b.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+		err = b.run.QueryRowContext(ctx, query, args...).Scan(dest...)
 	}
 	return err
 }
 
 func mysqlRetryable(err error) bool {
-	return isMySQLError(err, mysqlErrDeadlock) || isMySQLError(err, mysqlErrLockWaitTimeout)
+	return isMySQLError(err, mysqlErrDeadlock)
 }
 
 func isMySQLError(err error, number uint16) bool {
@@ -247,12 +294,17 @@ func isMySQLError(err error, number uint16) bool {
 // fail wraps a database error for op, naming the table when it is missing
 // and keeping ctx's error visible whatever the driver reported.
 func (b *mysqlTable) fail(ctx context.Context, op string, err error) error {
+	if b.lease != nil && ctx.Err() == nil && b.lease.broken(err) {
+		return fmt.Errorf("%s: %s: %w: the lock's connection failed: %w", b.prefix, op, ErrLockLost, err)
+	}
 	switch {
 	case isMySQLError(err, mysqlErrNoSuchTable):
 		return fmt.Errorf("%s: %s: table `%s` does not exist: create it (see %sStore.CreateTableSQL) or leave %sOptions.NoCreateTable false: %w",
 			b.prefix, op, b.table, b.kind, b.kind, err)
 	case mysqlRetryable(err):
 		return fmt.Errorf("%s: %s: failed again after one retry: %w", b.prefix, op, err)
+	case isMySQLError(err, mysqlErrLockWaitTimeout):
+		return fmt.Errorf("%s: %s: a row lock wait timed out (innodb_lock_wait_timeout; not retried): %w", b.prefix, op, err)
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%s: %s: %w: %w", b.prefix, op, cerr, err)
