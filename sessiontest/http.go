@@ -27,27 +27,31 @@ import (
 type Backend func(t *testing.T) (open func() session.Store)
 
 // RunHTTP checks, through real HTTP, that the middleware on top of the
-// stores that backend opens loses nothing under concurrency: concurrent
-// changes to different keys all persist, a logout or a Regenerate is never
-// undone by a slower request, locking (when the store implements
-// session.Locker) makes read-modify-write exact and is released on every
-// path, and two app servers sharing the backend share sessions.
+// stores that backend opens loses nothing under concurrency: 128 concurrent
+// changes to different keys of one session all persist, 128 concurrent
+// [session.Session.Add] calls all count, with no error and no lock, a logout
+// or a Regenerate is never undone by a slower request, locking (when the
+// store implements session.Locker) makes read-modify-write exact and is
+// released on every path, and two app servers sharing the backend share
+// sessions.
 func RunHTTP(t *testing.T, backend Backend) {
 	t.Run("DifferentKeysAllPersist", func(t *testing.T) { testHTTPDifferentKeys(t, backend(t)) })
+	t.Run("AddCountsEveryIncrement", func(t *testing.T) { testHTTPAdd(t, backend(t)) })
 	t.Run("IncrementsWithoutLock", func(t *testing.T) { testIncrementsWithoutLock(t, backend(t)) })
 	t.Run("SlowWriteAfterLogout", func(t *testing.T) { testSlowWriteAfterEnd(t, backend(t), "/logout") })
 	t.Run("SlowWriteAfterRegenerate", func(t *testing.T) { testSlowWriteAfterEnd(t, backend(t), "/regen") })
 	t.Run("TwoServersShareSessions", func(t *testing.T) { testTwoServers(t, backend(t), false) })
-	open := backend(t)
-	if _, ok := open().(session.Locker); !ok {
-		return
-	}
-	t.Run("LockedIncrementsExact", func(t *testing.T) { testLockedIncrements(t, backend(t), false) })
-	t.Run("LockedRouteIncrementsExact", func(t *testing.T) { testLockedIncrements(t, backend(t), true) })
-	t.Run("TwoServersLockedExact", func(t *testing.T) { testTwoServers(t, backend(t), true) })
-	t.Run("LockReleasedAfterPanic", func(t *testing.T) { testHTTPLockReleased(t, backend(t), "/panic") })
-	t.Run("LockReleasedAfterClientLeft", func(t *testing.T) { testHTTPLockReleased(t, backend(t), "/hang") })
-	t.Run("LockWaitTimesOut", func(t *testing.T) { testHTTPLockTimeout(t, backend(t)) })
+	t.Run("Locker", func(t *testing.T) {
+		if _, ok := backend(t)().(session.Locker); !ok {
+			t.Skip("the store does not implement session.Locker")
+		}
+		t.Run("LockedIncrementsExact", func(t *testing.T) { testLockedIncrements(t, backend(t), false) })
+		t.Run("LockedRouteIncrementsExact", func(t *testing.T) { testLockedIncrements(t, backend(t), true) })
+		t.Run("TwoServersLockedExact", func(t *testing.T) { testTwoServers(t, backend(t), true) })
+		t.Run("LockReleasedAfterPanic", func(t *testing.T) { testHTTPLockReleased(t, backend(t), "/panic") })
+		t.Run("LockReleasedAfterClientLeft", func(t *testing.T) { testHTTPLockReleased(t, backend(t), "/hang") })
+		t.Run("LockWaitTimesOut", func(t *testing.T) { testHTTPLockTimeout(t, backend(t)) })
+	})
 }
 
 // server is one app server: the middleware over one store, with routes
@@ -63,6 +67,9 @@ type serverOptions struct {
 	lock        bool // Options.Lock
 	lockTimeout time.Duration
 	slow        chan struct{} // /slow waits on it after loading the session
+	// entered, when set, hears from /slow and /hang once they run: the
+	// session is loaded (and locked, with a lock).
+	entered chan struct{}
 }
 
 func newServer(t *testing.T, st session.Store, so serverOptions) *server {
@@ -104,12 +111,21 @@ func newServer(t *testing.T, st session.Store, so serverOptions) *server {
 		s.Set("user", "ann")
 	})
 	mux.HandleFunc("/inc", inc)
+	mux.HandleFunc("/add", func(w http.ResponseWriter, r *http.Request) {
+		n, err := session.FromContext(r.Context()).Add("count", 1)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprint(w, n)
+	})
 	mux.Handle("/locked-inc", m.Locked(http.HandlerFunc(inc)))
 	mux.HandleFunc("/key", func(w http.ResponseWriter, r *http.Request) {
 		session.FromContext(r.Context()).Set(r.URL.Query().Get("k"), true)
 	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
+		so.enter()
 		<-so.slow
 		s.Set("slow", true)
 	})
@@ -124,6 +140,7 @@ func newServer(t *testing.T, st session.Store, so serverOptions) *server {
 		panic(http.ErrAbortHandler)
 	})
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		so.enter()
 		<-r.Context().Done()
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +150,12 @@ func newServer(t *testing.T, st session.Store, so serverOptions) *server {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { m.Close() })
 	return srv
+}
+
+func (so serverOptions) enter() {
+	if so.entered != nil {
+		so.entered <- struct{}{}
+	}
 }
 
 func (s *server) errors() []error {
@@ -216,21 +239,44 @@ func (b *browser) parallel(n int, srv func(i int) *server, path func(i int) stri
 	return bodies
 }
 
-const concurrency = 50
+const (
+	concurrency = 50
+	// hot is how many requests of one session write at once in the tests
+	// that must lose nothing without a lock.
+	hot = 128
+)
 
 func testHTTPDifferentKeys(t *testing.T, open func() session.Store) {
 	srv := newServer(t, open(), serverOptions{})
 	b := newBrowser(t)
 	b.must(srv, "/set")
-	b.parallel(concurrency, func(int) *server { return srv }, func(i int) string { return "/key?k=k" + strconv.Itoa(i) })
+	b.parallel(hot, func(int) *server { return srv }, func(i int) string { return "/key?k=k" + strconv.Itoa(i) })
+	if errs := srv.errors(); len(errs) > 0 {
+		t.Fatalf("%d of %d writers failed: %v", len(errs), hot, errs[0])
+	}
 	v := b.values(srv)
-	for i := range concurrency {
+	for i := range hot {
 		if v["k"+strconv.Itoa(i)] != true {
 			t.Errorf("key k%d lost; session has %d keys", i, len(v))
 		}
 	}
 	if v["user"] != "ann" {
 		t.Errorf("the untouched key user was lost: %v", v)
+	}
+}
+
+// testHTTPAdd: Session.Add is applied by the store to the freshest value,
+// so concurrent increments of one counter are exact without a lock.
+func testHTTPAdd(t *testing.T, open func() session.Store) {
+	srv := newServer(t, open(), serverOptions{})
+	b := newBrowser(t)
+	b.must(srv, "/set")
+	b.parallel(hot, func(int) *server { return srv }, func(int) string { return "/add" })
+	if errs := srv.errors(); len(errs) > 0 {
+		t.Fatalf("%d of %d increments failed: %v", len(errs), hot, errs[0])
+	}
+	if v := b.values(srv); v["count"] != float64(hot) || v["user"] != "ann" {
+		t.Fatalf("after %d concurrent Add(1) from 0, the session holds %v", hot, v)
 	}
 }
 
@@ -259,8 +305,8 @@ func testIncrementsWithoutLock(t *testing.T, open func() session.Store) {
 // (or a Regenerate) and writes after it must not bring the old id back.
 func testSlowWriteAfterEnd(t *testing.T, open func() session.Store, end string) {
 	st := open()
-	slow := make(chan struct{})
-	srv := newServer(t, st, serverOptions{slow: slow})
+	slow, entered := make(chan struct{}), make(chan struct{})
+	srv := newServer(t, st, serverOptions{slow: slow, entered: entered})
 	b := newBrowser(t)
 	b.must(srv, "/set")
 	old := b.cookie(srv)
@@ -269,7 +315,7 @@ func testSlowWriteAfterEnd(t *testing.T, open func() session.Store, end string) 
 		defer close(done)
 		b.get(srv, "/slow")
 	}()
-	time.Sleep(50 * time.Millisecond) // let /slow load the session
+	<-entered // /slow has loaded the session
 	b.must(srv, end)
 	close(slow)
 	<-done
@@ -329,10 +375,18 @@ func testTwoServers(t *testing.T, open func() session.Store, lock bool) {
 	if got := b.must(c, "/inc"); got != "1" {
 		t.Fatalf("/inc on the second server answered %q, want 1", got)
 	}
+	servers := []*server{a, c}
 	if !lock {
+		// Different keys set through both servers at once are all kept.
+		b.parallel(concurrency, func(i int) *server { return servers[i%2] }, func(i int) string { return "/key?k=k" + strconv.Itoa(i) })
+		v := b.values(c)
+		for i := range concurrency {
+			if v["k"+strconv.Itoa(i)] != true {
+				t.Errorf("key k%d, set through server %d, lost; session has %d keys", i, i%2, len(v))
+			}
+		}
 		return
 	}
-	servers := []*server{a, c}
 	b.parallel(concurrency, func(i int) *server { return servers[i%2] }, func(int) string { return "/inc" })
 	if v := b.values(a); v["count"] != float64(concurrency+1) {
 		t.Fatalf("count %v after %d locked increments over two servers, want %d", v["count"], concurrency, concurrency+1)
@@ -343,14 +397,19 @@ func testTwoServers(t *testing.T, open func() session.Store, lock bool) {
 // frees the lock for the next request at once (the next request would
 // otherwise wait out the lock timeout and get 503).
 func testHTTPLockReleased(t *testing.T, open func() session.Store, path string) {
-	srv := newServer(t, open(), serverOptions{lock: true, lockTimeout: 3 * time.Second})
+	entered := make(chan struct{}, 1)
+	srv := newServer(t, open(), serverOptions{lock: true, lockTimeout: 3 * time.Second, entered: entered})
 	b := newBrowser(t)
 	b.must(srv, "/set")
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
 	go func() {
-		time.Sleep(100 * time.Millisecond)
-		cancel() // the client of /hang leaves; /panic has already failed
+		select {
+		case <-entered: // /hang holds the lock: its client leaves
+		case <-ctx.Done(): // /panic has already failed
+		}
+		cancel()
 	}()
 	if res, err := b.c.Do(req); err == nil {
 		res.Body.Close()
@@ -368,7 +427,8 @@ func testHTTPLockReleased(t *testing.T, open func() session.Store, path string) 
 // testHTTPLockTimeout: a request that cannot get the lock in time is answered
 // through the ErrorHandler with ErrLockTimeout.
 func testHTTPLockTimeout(t *testing.T, open func() session.Store) {
-	srv := newServer(t, open(), serverOptions{lock: true, lockTimeout: 1200 * time.Millisecond})
+	entered := make(chan struct{}, 1)
+	srv := newServer(t, open(), serverOptions{lock: true, lockTimeout: 1200 * time.Millisecond, entered: entered})
 	b := newBrowser(t)
 	b.must(srv, "/set")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -381,7 +441,7 @@ func testHTTPLockTimeout(t *testing.T, open func() session.Store) {
 			res.Body.Close()
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // /hang holds the lock
+	<-entered // /hang holds the lock
 	code, _ := b.get(srv, "/inc")
 	cancel()
 	<-holding

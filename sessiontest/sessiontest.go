@@ -1,12 +1,15 @@
 // Package sessiontest checks that a [session.Store] keeps the contract
 // documented in package session. Every store in this module runs it, and so
 // can a store written elsewhere: one call in a test covers every promise the
-// middleware relies on, from expiry on read to compare-and-swap under load.
+// middleware relies on, from expiry on read to atomic updates under load.
 //
 // Each subtest gets a fresh store from the caller's constructor and works
 // under random keys and owners, so the suite can run against a shared real
-// database without interfering with other data. When the store also
-// implements [session.Locker], the lock is checked too.
+// database without interfering with other data. What a store may leave out
+// is told by the interfaces it implements, not by options: the owner index
+// is checked when the store implements [session.OwnerStore] (and a store
+// that does not must refuse an owner), the lock when it implements
+// [session.Locker].
 //
 // Times are built in UTC and truncated to the microsecond, the precision SQL
 // databases keep (or to [RunOptions].Precision), and compared with
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
@@ -47,13 +51,6 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 // session.KoaStore, has no column for some fields. The zero value is the
 // whole contract, which Run checks.
 type RunOptions struct {
-	// NoOwner: the store keeps no Record.Owner, and must refuse one rather
-	// than drop it: Create and Save of a record with an owner, and
-	// DeleteOwner of any owner but "", return an error wrapping
-	// errors.ErrUnsupported and change nothing. The suite checks that in
-	// place of the DeleteOwner tests, and builds its other records without
-	// owners.
-	NoOwner bool
 	// NoCreatedDeadline: the store keeps neither Record.Created nor
 	// Record.Deadline, and Load returns both zero.
 	NoCreatedDeadline bool
@@ -65,13 +62,16 @@ type RunOptions struct {
 // suite is one run's RunOptions, with the defaults filled in.
 type suite struct {
 	RunOptions
+	// owners is set when the store implements session.OwnerStore.
+	owners bool
 }
 
 // RunWith is Run for a store that keeps less than a full Record, as opts
 // say; everything else is checked as Run checks it.
 func RunWith(t *testing.T, opts RunOptions, newStore func(t *testing.T) session.Store) {
 	t.Helper()
-	c := &suite{opts}
+	c := &suite{RunOptions: opts}
+	_, c.owners = newStore(t).(session.OwnerStore)
 	if c.Precision <= 0 {
 		c.Precision = time.Microsecond
 	}
@@ -84,20 +84,22 @@ func RunWith(t *testing.T, opts RunOptions, newStore func(t *testing.T) session.
 		{"CreateLoadRoundTrip", c.testRoundTrip},
 		{"CreateOnLiveKey", c.testCreateOnLiveKey},
 		{"CreateOverExpired", c.testCreateOverExpired},
-		{"Save", c.testSave},
-		{"SaveStaleVersion", c.testSaveStale},
-		{"SaveNeverCreates", c.testSaveNeverCreates},
+		{"Update", c.testUpdate},
+		{"UpdateClearAndAdd", c.testUpdateClearAndAdd},
+		{"UpdateRefusedChangesNothing", c.testUpdateRefused},
+		{"UpdateToEmptyDeletes", c.testUpdateToEmpty},
+		{"UpdateNeverCreates", c.testUpdateNeverCreates},
 		{"Touch", c.testTouch},
 		{"ExpiredIsNotFound", c.testExpired},
 		{"ExpiresWhileStored", c.testExpiresWhileStored},
 		{"Delete", c.testDelete},
 	}
-	if c.NoOwner {
-		storeTests = append(storeTests, storeTest{"OwnerUnsupported", c.testOwnerUnsupported})
-	} else {
+	if c.owners {
 		storeTests = append(storeTests,
 			storeTest{"DeleteOwner", c.testDeleteOwner},
-			storeTest{"DeleteOwnerFollowsSave", c.testDeleteOwnerFollowsSave})
+			storeTest{"DeleteOwnerFollowsUpdate", c.testDeleteOwnerFollowsUpdate})
+	} else {
+		storeTests = append(storeTests, storeTest{"OwnerRefusedWithoutOwnerStore", c.testOwnerUnsupported})
 	}
 	storeTests = append(storeTests,
 		storeTest{"LoadedRecordIsSnapshot", c.testSnapshot},
@@ -121,6 +123,7 @@ func RunWith(t *testing.T, opts RunOptions, newStore func(t *testing.T) session.
 			{"ContextEndsWait", testLockContext},
 			{"ReleasedAtOnce", testLockReleased},
 			{"KeysIndependent", testLockKeysIndependent},
+			{"LeaseStore", func(t *testing.T, l session.Locker) { c.testLeaseStore(t, l) }},
 		}
 		for _, tc := range lockerTests {
 			t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t).(session.Locker)) })
@@ -195,75 +198,131 @@ func (c *suite) testCreateOverExpired(t *testing.T, s session.Store) {
 	c.checkRecord(t, mustLoad(t, s, key), want)
 }
 
-func (c *suite) testSave(t *testing.T, s session.Store) {
+func (c *suite) testUpdate(t *testing.T, s session.Store) {
 	key := newKey(t)
-	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"count": 1}))
+	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"count": 1, "gone": "x", "kept": "y"}))
 	loaded := mustLoad(t, s, key)
 
-	next := cloneRecord(loaded)
-	next.Values = encode(t, map[string]any{"count": 2, "user": "u1"})
-	next.Owner = c.owner(t)
-	next.Expires = c.stamp(time.Now().Add(2 * time.Hour))
-	want := cloneRecord(next)
-	mustSave(t, s, key, next)
-
+	owner := c.owner(t)
+	expires := c.stamp(time.Now().Add(2 * time.Hour))
+	ch := &session.Change{
+		Values:  encode(t, map[string]any{"count": 2, "user": "u1"}),
+		Expires: expires,
+	}
+	ch.Values["gone"] = nil
+	if owner != "" {
+		ch.Owner = &owner
+	}
+	want := cloneRecord(loaded)
+	want.Values = encode(t, map[string]any{"count": 2, "user": "u1", "kept": "y"})
+	want.Owner, want.Expires = owner, expires
+	got := mustUpdate(t, s, key, ch)
+	c.checkRecord(t, got, want)
 	saved := mustLoad(t, s, key)
 	c.checkRecord(t, saved, want)
 	if saved.Version == loaded.Version {
-		t.Fatalf("Save kept version %d; the saved record needs a new one", saved.Version)
+		t.Fatalf("Update kept version %d; the updated record needs a new one", saved.Version)
+	}
+	if got.Version != saved.Version {
+		t.Fatalf("Update returned version %d, Load then gave %d", got.Version, saved.Version)
 	}
 
-	// The new version must itself be usable for the next compare-and-swap.
-	again := cloneRecord(saved)
-	again.Values = encode(t, map[string]any{"count": 3})
-	want = cloneRecord(again)
-	mustSave(t, s, key, again)
+	// A zero Expires and a nil Owner keep what is stored.
+	want.Values = encode(t, map[string]any{"count": 3, "user": "u1", "kept": "y"})
+	c.checkRecord(t, mustUpdate(t, s, key, &session.Change{Values: encode(t, map[string]any{"count": 3})}), want)
 	c.checkRecord(t, mustLoad(t, s, key), want)
 }
 
-func (c *suite) testSaveStale(t *testing.T, s session.Store) {
+func (c *suite) testUpdateClearAndAdd(t *testing.T, s session.Store) {
+	key := newKey(t)
+	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"a": 1, "b": 2, "n": 40}))
+	want := cloneRecord(mustLoad(t, s, key))
+
+	// Add: to a stored integer, and to a missing value, which counts as 0.
+	want.Values = encode(t, map[string]any{"a": 1, "b": 2, "n": 42, "m": -3})
+	c.checkRecord(t, mustUpdate(t, s, key, &session.Change{Add: map[string]int64{"n": 2, "m": -3}}), want)
+	c.checkRecord(t, mustLoad(t, s, key), want)
+
+	// Clear drops every stored value before the change's own apply.
+	want.Values = encode(t, map[string]any{"c": "new", "n": 5})
+	ch := &session.Change{Clear: true, Values: encode(t, map[string]any{"c": "new"}), Add: map[string]int64{"n": 5}}
+	c.checkRecord(t, mustUpdate(t, s, key, ch), want)
+	c.checkRecord(t, mustLoad(t, s, key), want)
+}
+
+// testUpdateRefused checks that a change the store must refuse (too large,
+// an addition to a value that is not an integer, or past int64) changes
+// nothing at all: not even the keys of the same change that were fine.
+func (c *suite) testUpdateRefused(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	key := newKey(t)
-	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"count": 1}))
-	loaded := mustLoad(t, s, key)
-
-	winner := cloneRecord(loaded)
-	winner.Values = encode(t, map[string]any{"count": 2})
-	want := cloneRecord(winner)
-	mustSave(t, s, key, winner)
-
-	loser := cloneRecord(loaded)
-	loser.Values = encode(t, map[string]any{"count": 99})
-	if err := s.Save(ctx, key, loser); !errors.Is(err, session.ErrConflict) {
-		t.Fatalf("Save with a stale version: err = %v, want ErrConflict", err)
+	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"name": "ann", "big": math.MaxInt64}))
+	want := cloneRecord(mustLoad(t, s, key))
+	// {"big":9223372036854775807,"name":"ann","x":"<<"} is stored as 59
+	// bytes: encoding/json writes each "<" as \u003c, six bytes.
+	for _, tc := range []struct {
+		name string
+		ch   *session.Change
+		want error
+	}{
+		{"over MaxSize", &session.Change{Values: encode(t, map[string]any{"x": "<<"}), MaxSize: 58}, session.ErrTooLarge},
+		{"add to a string", &session.Change{Values: encode(t, map[string]any{"ok": 1}), Add: map[string]int64{"name": 1}}, session.ErrNotInteger},
+		{"add past int64", &session.Change{Values: encode(t, map[string]any{"ok": 1}), Add: map[string]int64{"big": 1}}, session.ErrNotInteger},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Update(ctx, key, tc.ch); !errors.Is(err, tc.want) {
+				t.Fatalf("Update: err = %v, want %v", err, tc.want)
+			}
+			c.checkRecord(t, mustLoad(t, s, key), want)
+		})
 	}
-	c.checkRecord(t, mustLoad(t, s, key), want)
+	// MaxSize counts exactly the stored bytes: the same change one byte
+	// larger is accepted.
+	ch := &session.Change{Values: encode(t, map[string]any{"x": "<<"}), MaxSize: 59}
+	if _, err := s.Update(ctx, key, ch); err != nil {
+		t.Fatalf("Update of exactly MaxSize bytes: %v", err)
+	}
 }
 
-func (c *suite) testSaveNeverCreates(t *testing.T, s session.Store) {
+func (c *suite) testUpdateToEmpty(t *testing.T, s session.Store) {
+	key := newKey(t)
+	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"only": 1}))
+	got := mustUpdate(t, s, key, &session.Change{Values: map[string]json.RawMessage{"only": nil}})
+	if len(got.Values) != 0 {
+		t.Fatalf("Update that deletes the last value returned values %v", keysOf(got.Values))
+	}
+	mustBeGone(t, s, key, "after its last value was deleted")
+
+	key = newKey(t)
+	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"a": 1, "b": 2}))
+	if got := mustUpdate(t, s, key, &session.Change{Clear: true}); len(got.Values) != 0 {
+		t.Fatalf("Update with Clear returned values %v", keysOf(got.Values))
+	}
+	mustBeGone(t, s, key, "after Clear")
+}
+
+func (c *suite) testUpdateNeverCreates(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	for _, tc := range []struct {
 		name  string
-		setup func(t *testing.T, key string) (version int64)
+		setup func(t *testing.T, key string)
 	}{
-		{"never created", func(*testing.T, string) int64 { return 0 }},
-		{"deleted", func(t *testing.T, key string) int64 {
+		{"never created", func(*testing.T, string) {}},
+		{"deleted", func(t *testing.T, key string) {
 			mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"n": 1}))
-			version := mustLoad(t, s, key).Version
 			if err := s.Delete(ctx, key); err != nil {
 				t.Fatalf("Delete: %v", err)
 			}
-			return version
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := newKey(t)
-			rec := c.newRecord(t, "", map[string]any{"n": 2})
-			rec.Version = tc.setup(t, key)
-			if err := s.Save(ctx, key, rec); !errors.Is(err, session.ErrNotFound) {
-				t.Fatalf("Save: err = %v, want ErrNotFound", err)
+			tc.setup(t, key)
+			ch := &session.Change{Values: encode(t, map[string]any{"n": 2}), Add: map[string]int64{"c": 1}}
+			if _, err := s.Update(ctx, key, ch); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Update: err = %v, want ErrNotFound", err)
 			}
-			mustBeGone(t, s, key, "after Save")
+			mustBeGone(t, s, key, "after Update")
 		})
 	}
 }
@@ -286,11 +345,11 @@ func (c *suite) testTouch(t *testing.T, s session.Store) {
 		t.Fatalf("Touch changed the version from %d to %d", before.Version, after.Version)
 	}
 
-	// An unchanged version means a request that loaded before the refresh
-	// can still write back.
-	next := cloneRecord(before)
-	next.Values = encode(t, map[string]any{"count": 2})
-	mustSave(t, s, key, next)
+	// The refreshed record takes changes as before.
+	mustUpdate(t, s, key, &session.Change{Add: map[string]int64{"count": 1}})
+	if got := mustLoad(t, s, key); string(got.Values["count"]) != "2" {
+		t.Fatalf("count after Touch and Add = %s, want 2", got.Values["count"])
+	}
 
 	missing := newKey(t)
 	if err := s.Touch(ctx, missing, expires); !errors.Is(err, session.ErrNotFound) {
@@ -311,16 +370,14 @@ func (c *suite) testExpired(t *testing.T, s session.Store) {
 		t.Fatalf("Touch of an expired record: err = %v, want ErrNotFound", err)
 	}
 	mustBeGone(t, s, key, "after Touch revived an expired record")
-	rec := c.newRecord(t, "", map[string]any{"n": 2})
-	if err := s.Save(ctx, key, rec); !errors.Is(err, session.ErrNotFound) {
-		t.Fatalf("Save over an expired record: err = %v, want ErrNotFound", err)
+	if _, err := s.Update(ctx, key, &session.Change{Values: encode(t, map[string]any{"n": 2})}); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Update of an expired record: err = %v, want ErrNotFound", err)
 	}
-	mustBeGone(t, s, key, "after Save")
+	mustBeGone(t, s, key, "after Update")
 }
 
-// testExpiresWhileStored lets a live record's Expires pass, with the version
-// the caller loaded, so that neither a wrong version nor a past time at
-// Create can explain the answer.
+// testExpiresWhileStored lets a live record's Expires pass after it was
+// loaded, so that a past time at Create cannot explain the answer.
 func (c *suite) testExpiresWhileStored(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	var (
@@ -351,16 +408,14 @@ func (c *suite) testExpiresWhileStored(t *testing.T, s session.Store) {
 	time.Sleep(time.Until(expires) + 20*time.Millisecond)
 
 	mustBeGone(t, s, key, "after Expires passed")
-	next := cloneRecord(loaded)
-	next.Values = encode(t, map[string]any{"n": 2})
-	next.Expires = c.stamp(time.Now().Add(time.Hour))
-	if err := s.Save(ctx, key, next); !errors.Is(err, session.ErrNotFound) {
-		t.Fatalf("Save after Expires passed: err = %v, want ErrNotFound", err)
+	ch := &session.Change{Values: encode(t, map[string]any{"n": 2}), Expires: c.stamp(time.Now().Add(time.Hour))}
+	if _, err := s.Update(ctx, key, ch); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Update after Expires passed: err = %v, want ErrNotFound", err)
 	}
 	if err := s.Touch(ctx, key, c.stamp(time.Now().Add(time.Hour))); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Touch after Expires passed: err = %v, want ErrNotFound", err)
 	}
-	mustBeGone(t, s, key, "after Save and Touch")
+	mustBeGone(t, s, key, "after Update and Touch")
 }
 
 func (c *suite) testDelete(t *testing.T, s session.Store) {
@@ -404,8 +459,9 @@ func (c *suite) testDeleteOwner(t *testing.T, s session.Store) {
 		{bob, keys["bob"], 0, nil, []string{"bob", "anonymous"}},
 		{bob, newKey(t), 1, []string{"bob"}, []string{"anonymous"}},
 	}
+	o := s.(session.OwnerStore)
 	for i, st := range steps {
-		n, err := s.DeleteOwner(ctx, st.owner, st.except)
+		n, err := o.DeleteOwner(ctx, st.owner, st.except)
 		if err != nil {
 			t.Fatalf("step %d: DeleteOwner: %v", i, err)
 		}
@@ -423,10 +479,10 @@ func (c *suite) testDeleteOwner(t *testing.T, s session.Store) {
 	}
 }
 
-// testOwnerUnsupported checks a store that keeps no owner (RunOptions.NoOwner)
-// refuses one loudly and changes nothing, rather than dropping it: a
-// "log out everywhere" that silently ends nothing would be worse than an
-// error.
+// testOwnerUnsupported checks that a store that keeps no owner (it does not
+// implement session.OwnerStore) refuses one loudly and changes nothing,
+// rather than dropping it: a "log out everywhere" that silently ends
+// nothing would be worse than an error.
 func (c *suite) testOwnerUnsupported(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	key := newKey(t)
@@ -436,30 +492,21 @@ func (c *suite) testOwnerUnsupported(t *testing.T, s session.Store) {
 	mustBeGone(t, s, key, "after a refused Create")
 
 	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"n": 1}))
-	loaded := mustLoad(t, s, key)
-	want := cloneRecord(loaded)
-	next := cloneRecord(loaded)
-	next.Values = encode(t, map[string]any{"n": 2})
-	next.Owner = newOwner(t)
-	if err := s.Save(ctx, key, next); !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("Save with an owner: err = %v, want errors.ErrUnsupported", err)
+	want := cloneRecord(mustLoad(t, s, key))
+	owner := newOwner(t)
+	ch := &session.Change{Values: encode(t, map[string]any{"n": 2}), Owner: &owner}
+	if _, err := s.Update(ctx, key, ch); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Update with an owner: err = %v, want errors.ErrUnsupported", err)
 	}
 	c.checkRecord(t, mustLoad(t, s, key), want)
-
-	if n, err := s.DeleteOwner(ctx, newOwner(t), ""); n != 0 || !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("DeleteOwner = %d, %v; want 0 and errors.ErrUnsupported", n, err)
-	}
-	if n, err := s.DeleteOwner(ctx, "", ""); n != 0 || err != nil {
-		t.Fatalf("DeleteOwner of the empty owner = %d, %v; want 0, nil", n, err)
-	}
-	mustLoad(t, s, key)
 }
 
-// testDeleteOwnerFollowsSave checks that DeleteOwner sees the owner a record
-// has now, not the one it was created with: logging in sets the owner of an
-// anonymous session, and "log out everywhere" must find it.
-func (c *suite) testDeleteOwnerFollowsSave(t *testing.T, s session.Store) {
+// testDeleteOwnerFollowsUpdate checks that DeleteOwner sees the owner a
+// record has now, not the one it was created with: logging in sets the
+// owner of an anonymous session, and "log out everywhere" must find it.
+func (c *suite) testDeleteOwnerFollowsUpdate(t *testing.T, s session.Store) {
 	ctx := t.Context()
+	o := s.(session.OwnerStore)
 	before, after := newOwner(t), newOwner(t)
 	for _, tc := range []struct{ name, from string }{
 		{"owner set", ""},
@@ -468,17 +515,15 @@ func (c *suite) testDeleteOwnerFollowsSave(t *testing.T, s session.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := newKey(t)
 			mustCreate(t, s, key, c.newRecord(t, tc.from, map[string]any{"n": 1}))
-			next := cloneRecord(mustLoad(t, s, key))
-			next.Owner = after
-			mustSave(t, s, key, next)
+			mustUpdate(t, s, key, &session.Change{Owner: &after, Add: map[string]int64{"n": 1}})
 
 			if tc.from != "" {
-				if n, err := s.DeleteOwner(ctx, tc.from, ""); err != nil || n != 0 {
+				if n, err := o.DeleteOwner(ctx, tc.from, ""); err != nil || n != 0 {
 					t.Fatalf("DeleteOwner of the former owner = %d, %v; want 0, nil", n, err)
 				}
 				mustLoad(t, s, key)
 			}
-			if n, err := s.DeleteOwner(ctx, after, ""); err != nil || n != 1 {
+			if n, err := o.DeleteOwner(ctx, after, ""); err != nil || n != 1 {
 				t.Fatalf("DeleteOwner of the new owner = %d, %v; want 1, nil", n, err)
 			}
 			mustBeGone(t, s, key, "after DeleteOwner")
@@ -495,7 +540,7 @@ func (c *suite) testSnapshot(t *testing.T, s session.Store) {
 	loaded := mustLoad(t, s, key)
 	snapshot := cloneRecord(loaded)
 
-	// Touch both before and after the Save: either may be what a store
+	// Touch both before and after the Update: either may be what a store
 	// gets wrong by writing into the record it handed out.
 	touch := func(d time.Duration) {
 		t.Helper()
@@ -504,10 +549,12 @@ func (c *suite) testSnapshot(t *testing.T, s session.Store) {
 		}
 	}
 	touch(4 * time.Hour)
-	next := cloneRecord(loaded)
-	next.Values = encode(t, map[string]any{"count": 2, "extra": true})
-	next.Owner = c.owner(t)
-	mustSave(t, s, key, next)
+	ch := &session.Change{Values: encode(t, map[string]any{"count": 2, "extra": true, "user": nil})}
+	if owner := c.owner(t); owner != "" {
+		ch.Owner = &owner
+	}
+	mustUpdate(t, s, key, ch)
+	mustUpdate(t, s, key, &session.Change{Add: map[string]int64{"count": 1}})
 	touch(5 * time.Hour)
 
 	c.checkRecord(t, loaded, snapshot)
@@ -538,12 +585,15 @@ func (c *suite) testCancelled(t *testing.T, s session.Store) {
 	calls := []call{
 		{"Load", func() error { _, err := s.Load(ctx, key); return err }},
 		{"Create", func() error { return s.Create(ctx, freshKey, fresh) }},
-		{"Save", func() error { return s.Save(ctx, key, cloneRecord(loaded)) }},
+		{"Update", func() error {
+			_, err := s.Update(ctx, key, &session.Change{Values: encode(t, map[string]any{"n": 2})})
+			return err
+		}},
 		{"Touch", func() error { return s.Touch(ctx, key, c.stamp(time.Now().Add(time.Hour))) }},
 		{"Delete", func() error { return s.Delete(ctx, key) }},
 	}
-	if !c.NoOwner {
-		calls = append(calls, call{"DeleteOwner", func() error { _, err := s.DeleteOwner(ctx, loaded.Owner, ""); return err }})
+	if o, ok := s.(session.OwnerStore); ok {
+		calls = append(calls, call{"DeleteOwner", func() error { _, err := o.DeleteOwner(ctx, loaded.Owner, ""); return err }})
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
@@ -554,48 +604,21 @@ func (c *suite) testCancelled(t *testing.T, s session.Store) {
 	}
 }
 
-// update is the middleware's write-back loop in miniature: load, change,
-// compare-and-swap, and start over from the fresh record on ErrConflict.
-func update(ctx context.Context, s session.Store, key string, change func(map[string]json.RawMessage) error) error {
-	for attempt := 0; attempt < 10_000; attempt++ {
-		loaded, err := s.Load(ctx, key)
-		if err != nil {
-			return err
-		}
-		next := cloneRecord(loaded)
-		if err := change(next.Values); err != nil {
-			return err
-		}
-		err = s.Save(ctx, key, next)
-		if !errors.Is(err, session.ErrConflict) {
-			return err
-		}
-	}
-	return errors.New("no Save succeeded in 10000 attempts")
-}
-
+// testConcurrentIncrements has many writers add to one counter at once: an
+// atomic Update keeps every addition.
 func (c *suite) testConcurrentIncrements(t *testing.T, s session.Store) {
 	const workers, increments = 20, 5
 	ctx := t.Context()
 	key := newKey(t)
 	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"count": 0}))
 
-	increment := func(values map[string]json.RawMessage) error {
-		var n int
-		if err := json.Unmarshal(values["count"], &n); err != nil {
-			return err
-		}
-		b, err := json.Marshal(n + 1)
-		values["count"] = b
-		return err
-	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range increments {
-				if err := update(ctx, s, key, increment); err != nil {
+				if _, err := s.Update(ctx, key, &session.Change{Add: map[string]int64{"count": 1}}); err != nil {
 					t.Errorf("increment: %v", err)
 					return
 				}
@@ -604,12 +627,8 @@ func (c *suite) testConcurrentIncrements(t *testing.T, s session.Store) {
 	}
 	wg.Wait()
 
-	var got int
-	if err := json.Unmarshal(mustLoad(t, s, key).Values["count"], &got); err != nil {
-		t.Fatalf("decode count: %v", err)
-	}
-	if got != workers*increments {
-		t.Fatalf("count = %d after %d increments; compare-and-swap lost updates", got, workers*increments)
+	if got := string(mustLoad(t, s, key).Values["count"]); got != fmt.Sprint(workers*increments) {
+		t.Fatalf("count = %s after %d increments; Update lost some", got, workers*increments)
 	}
 }
 
@@ -625,11 +644,8 @@ func (c *suite) testConcurrentDistinctKeys(t *testing.T, s session.Store) {
 		go func() {
 			defer wg.Done()
 			name := fmt.Sprintf("worker%02d", i)
-			err := update(ctx, s, key, func(values map[string]json.RawMessage) error {
-				values[name] = json.RawMessage(`true`)
-				return nil
-			})
-			if err != nil {
+			ch := &session.Change{Values: map[string]json.RawMessage{name: json.RawMessage(`true`)}}
+			if _, err := s.Update(ctx, key, ch); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
 		}()
@@ -658,7 +674,7 @@ func testLockExclusion(t *testing.T, l session.Locker) {
 		go func() {
 			defer wg.Done()
 			for range rounds {
-				unlock, err := l.Lock(ctx, key)
+				lease, err := l.Lock(ctx, key)
 				if err != nil {
 					t.Errorf("Lock: %v", err)
 					return
@@ -668,7 +684,9 @@ func testLockExclusion(t *testing.T, l session.Locker) {
 				}
 				time.Sleep(time.Millisecond) // give an overlapping holder time to show up
 				inside.Add(-1)
-				unlock()
+				if err := lease.Unlock(); err != nil {
+					t.Errorf("Unlock: %v", err)
+				}
 			}
 		}()
 	}
@@ -691,7 +709,7 @@ func testUnlockTwice(t *testing.T, l session.Locker) {
 	if !returnsWithin(patience, first) {
 		t.Fatal("a repeated unlock blocked")
 	}
-	if unlock, err := lockWithin(ctx, l, key, 50*time.Millisecond); err == nil {
+	if unlock, err := lockWithin(t, ctx, l, key, 50*time.Millisecond); err == nil {
 		unlock()
 		t.Fatal("a repeated unlock released another holder's lock")
 	}
@@ -738,9 +756,9 @@ func testLockContext(t *testing.T, l session.Locker) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := tc.ctx()
 			defer cancel()
-			unlock, err := l.Lock(ctx, key)
+			lease, err := l.Lock(ctx, key)
 			if err == nil {
-				unlock()
+				_ = lease.Unlock()
 				t.Fatal("Lock succeeded while another holder has the lock")
 			}
 			if !errors.Is(err, tc.want) {
@@ -757,7 +775,7 @@ func testLockReleased(t *testing.T, l session.Locker) {
 
 	acquired := make(chan error, 1)
 	go func() {
-		unlock, err := lockWithin(ctx, l, key, patience)
+		unlock, err := lockWithin(t, ctx, l, key, patience)
 		if err == nil {
 			unlock()
 		}
@@ -769,7 +787,7 @@ func testLockReleased(t *testing.T, l session.Locker) {
 		t.Fatalf("waiter did not get the lock after the holder released it: %v", err)
 	}
 
-	unlock, err := lockWithin(ctx, l, key, patience)
+	unlock, err := lockWithin(t, ctx, l, key, patience)
 	if err != nil {
 		t.Fatalf("Lock after every holder released it: %v", err)
 	}
@@ -779,7 +797,7 @@ func testLockReleased(t *testing.T, l session.Locker) {
 func testLockKeysIndependent(t *testing.T, l session.Locker) {
 	ctx := t.Context()
 	defer mustLock(t, l, newKey(t))()
-	unlock, err := lockWithin(ctx, l, newKey(t), patience)
+	unlock, err := lockWithin(t, ctx, l, newKey(t), patience)
 	if err != nil {
 		t.Fatalf("Lock of a second key while the first is held: %v", err)
 	}
@@ -793,17 +811,58 @@ const patience = 5 * time.Second
 
 func mustLock(t *testing.T, l session.Locker, key string) func() {
 	t.Helper()
-	unlock, err := lockWithin(t.Context(), l, key, patience)
+	unlock, err := lockWithin(t, t.Context(), l, key, patience)
 	if err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	return unlock
 }
 
-func lockWithin(ctx context.Context, l session.Locker, key string, d time.Duration) (func(), error) {
+// lockWithin takes key's lock, waiting at most d, and returns the function
+// that releases it, which reports a failed Unlock as a test error.
+func lockWithin(t testing.TB, ctx context.Context, l session.Locker, key string, d time.Duration) (func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return l.Lock(ctx, key)
+	lease, err := l.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if err := lease.Unlock(); err != nil {
+			t.Errorf("Unlock: %v", err)
+		}
+	}, nil
+}
+
+// testLeaseStore checks that the lease's store serves the holder: it sees
+// what the plain store stored, and what it stores the plain store sees.
+func (c *suite) testLeaseStore(t *testing.T, l session.Locker) {
+	s := l.(session.Store)
+	key := newKey(t)
+	mustCreate(t, s, key, c.newRecord(t, "", map[string]any{"n": 1}))
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
+	defer cancel()
+	lease, err := l.Lock(ctx, key)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	ls := lease.Store()
+	if got := string(mustLoad(t, ls, key).Values["n"]); got != "1" {
+		t.Fatalf("n through the lease's store = %s, want 1", got)
+	}
+	mustUpdate(t, ls, key, &session.Change{Add: map[string]int64{"n": 1}})
+	fresh := newKey(t)
+	mustCreate(t, ls, fresh, c.newRecord(t, "", map[string]any{"m": 1}))
+	if err := lease.Unlock(); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	if err := lease.Unlock(); err != nil {
+		t.Fatalf("second Unlock: %v", err)
+	}
+	if got := string(mustLoad(t, s, key).Values["n"]); got != "2" {
+		t.Fatalf("n after the holder's Update = %s, want 2", got)
+	}
+	mustLoad(t, s, fresh)
 }
 
 // newKey returns a random key shaped like the default one, a hex SHA-256, so
@@ -818,7 +877,7 @@ func newOwner(t testing.TB) string {
 
 // owner returns a fresh owner, or "" when the store keeps none.
 func (c *suite) owner(t testing.TB) string {
-	if c.NoOwner {
+	if !c.owners {
 		return ""
 	}
 	return newOwner(t)
@@ -899,11 +958,16 @@ func mustLoad(t *testing.T, s session.Store, key string) *session.Record {
 	return rec
 }
 
-func mustSave(t *testing.T, s session.Store, key string, rec *session.Record) {
+func mustUpdate(t *testing.T, s session.Store, key string, ch *session.Change) *session.Record {
 	t.Helper()
-	if err := s.Save(t.Context(), key, rec); err != nil {
-		t.Fatalf("Save: %v", err)
+	rec, err := s.Update(t.Context(), key, ch)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
 	}
+	if rec == nil {
+		t.Fatal("Update returned a nil record and no error")
+	}
+	return rec
 }
 
 func mustBeGone(t *testing.T, s session.Store, key, when string) {
