@@ -316,54 +316,45 @@ func (s *KoaStore) Update(ctx context.Context, key string, ch *Change) (*Record,
 	if ch == nil {
 		return nil, errors.New("session: koa: update: nil change")
 	}
-	var next *Record
-	var applyErr error
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var (
-			id      []byte
-			data    sql.NullString
-			expires sql.NullInt64
-		)
-		err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.now().UnixMilli()).Scan(&id, &data, &expires)
-		switch {
-		case err != nil:
+	return s.updateBatch(ctx, key, ch,
+		func(ctx context.Context, tx *sql.Tx) (*Record, error) {
+			var (
+				id      []byte
+				data    sql.NullString
+				expires sql.NullInt64
+			)
+			err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.now().UnixMilli()).Scan(&id, &data, &expires)
+			switch {
+			case err != nil:
+				return nil, err
+			case string(id) != key:
+				return nil, sql.ErrNoRows // another id on Koa's case-insensitive table
+			case !data.Valid:
+				return nil, fmt.Errorf("%w: the row has NULL data", ErrCorrupt)
+			}
+			rec := &Record{Expires: time.UnixMilli(expires.Int64).UTC()}
+			if rec.Values, err = koaDecode(data.String); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			return rec, nil
+		},
+		func(rec *Record) error {
+			_, _, err := s.row(key, rec)
 			return err
-		case string(id) != key:
-			return sql.ErrNoRows // another id on Koa's case-insensitive table
-		case !data.Valid:
-			applyErr = fmt.Errorf("%w: the row has NULL data", ErrCorrupt)
-			return applyErr
-		}
-		rec := &Record{Expires: time.UnixMilli(expires.Int64).UTC()}
-		if rec.Values, err = koaDecode(data.String); err != nil {
-			applyErr = fmt.Errorf("%w: %w", ErrCorrupt, err)
-			return applyErr
-		}
-		if next, applyErr = ch.Apply(rec); applyErr != nil {
-			return applyErr
-		}
-		if len(next.Values) == 0 {
-			_, err = tx.ExecContext(ctx, s.q.delete, key)
+		},
+		func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
+			if rec == nil {
+				_, err := tx.ExecContext(ctx, s.q.delete, key)
+				return err
+			}
+			data, expires, err := s.row(key, rec)
+			if err != nil {
+				return err
+			}
+			rec.Version = koaVersion(data)
+			_, err = tx.ExecContext(ctx, s.q.update, data, expires, key)
 			return err
-		}
-		newData, newExpires, err := s.row(key, next)
-		if err != nil {
-			applyErr = err
-			return err
-		}
-		next.Version = koaVersion(newData)
-		_, err = tx.ExecContext(ctx, s.q.update, newData, newExpires, key)
-		return err
-	})
-	switch {
-	case err == nil:
-		return next, nil
-	case applyErr != nil:
-		return nil, fmt.Errorf("session: koa: update: %w", applyErr)
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("session: koa: update: %w", ErrNotFound)
-	}
-	return nil, s.fail(ctx, "update", err)
+		})
 }
 
 // Touch implements [Store]. It writes only expires.

@@ -276,8 +276,9 @@ func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error 
 // Update implements [Store] in one transaction: it reads the live row
 // with a row lock (SELECT ... FOR UPDATE), applies ch in Go, and writes
 // the row back, or deletes it when no values are left. Writers of one
-// session queue on the row lock inside the database, each for the few
-// milliseconds of its own transaction: nobody retries.
+// session in this process are combined into one transaction while an
+// earlier one is in flight; writers in other processes queue on the row
+// lock inside the database. Nobody retries.
 func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
 	if err := checkMySQLKey(key); err != nil {
 		return nil, fmt.Errorf("session: mysql: update: %w", err)
@@ -285,36 +286,27 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 	if ch == nil {
 		return nil, errors.New("session: mysql: update: nil change")
 	}
-	var next *Record
-	var applyErr error
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rec, err := s.scan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.now())))
-		if err != nil {
+	return s.updateBatch(ctx, key, ch,
+		func(ctx context.Context, tx *sql.Tx) (*Record, error) {
+			return s.scan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.now())))
+		},
+		func(rec *Record) error {
+			_, err := mysqlRow(key, rec)
 			return err
-		}
-		if next, applyErr = ch.Apply(rec); applyErr != nil {
-			return applyErr
-		}
-		if len(next.Values) == 0 {
-			_, err = tx.ExecContext(ctx, s.q.delete, key)
+		},
+		func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
+			if rec == nil {
+				_, err := tx.ExecContext(ctx, s.q.delete, key)
+				return err
+			}
+			row, err := mysqlRow(key, rec)
+			if err != nil {
+				return err
+			}
+			rec.Version = old.Version + 1 // what version = version + 1 stores
+			_, err = tx.ExecContext(ctx, s.q.update, row.data, rec.Owner, row.expires, key)
 			return err
-		}
-		row, err := mysqlRow(key, next)
-		if err != nil {
-			applyErr = err
-			return err
-		}
-		_, err = tx.ExecContext(ctx, s.q.update, row.data, next.Owner, row.expires, key)
-		next.Version++ // what version = version + 1 stored
-		return err
-	})
-	switch {
-	case err == nil:
-		return next, nil
-	case applyErr != nil:
-		return nil, fmt.Errorf("session: mysql: update: %w", applyErr)
-	}
-	return nil, s.loadErr(ctx, "update", err)
+		})
 }
 
 // Touch implements [Store]. It writes only expires_at.

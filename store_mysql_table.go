@@ -49,6 +49,7 @@ type mysqlLife struct {
 	closeOnce sync.Once
 	closeErr  error
 	locks     keyLocks
+	combiner  updateCombiner
 }
 
 // mysqlRunner is what *sql.DB and *sql.Conn have in common.
@@ -213,6 +214,64 @@ func (b *mysqlTable) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		err = b.tryTx(ctx, f)
 	}
 	return err
+}
+
+// errNothingToWrite rolls back a transaction whose every change was
+// refused.
+var errNothingToWrite = errors.New("nothing to write")
+
+// updateBatch is both stores' Update: under key's row lock, taken by
+// lockRow (which returns the live record or sql.ErrNoRows), it applies
+// chs in order, checking each result with check, and stores the outcome
+// with write (a nil record: delete the row). Commits of one session that
+// reach this process while one is in flight are combined into one such
+// transaction; a lease's store runs its single holder's change alone.
+func (b *mysqlTable) updateBatch(ctx context.Context, key string, ch *Change,
+	lockRow func(ctx context.Context, tx *sql.Tx) (*Record, error),
+	check func(*Record) error,
+	write func(ctx context.Context, tx *sql.Tx, old, rec *Record) error,
+) (*Record, error) {
+	run := func(ctx context.Context, chs []*Change) ([]batchResult, error) {
+		var results []batchResult
+		err := b.inTx(ctx, func(tx *sql.Tx) error {
+			rec, err := lockRow(ctx, tx)
+			if err != nil {
+				return err
+			}
+			var final *Record
+			results, final = applyAll(rec, chs, fmt.Errorf("%s: update: %w (emptied by an earlier change of the batch)", b.prefix, ErrNotFound), check)
+			written := false
+			for _, r := range results {
+				written = written || r.err == nil
+			}
+			if !written {
+				return errNothingToWrite
+			}
+			return write(ctx, tx, rec, final)
+		})
+		switch {
+		case err == nil, errors.Is(err, errNothingToWrite):
+			for i := range results {
+				if results[i].err != nil {
+					results[i].err = fmt.Errorf("%s: update: %w", b.prefix, results[i].err)
+				}
+			}
+			return results, nil
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("%s: update: %w", b.prefix, ErrNotFound)
+		case errors.Is(err, ErrCorrupt):
+			return nil, fmt.Errorf("%s: update: %w", b.prefix, err)
+		}
+		return nil, b.fail(ctx, "update", err)
+	}
+	if b.lease != nil {
+		results, err := run(ctx, []*Change{ch})
+		if err != nil {
+			return nil, err
+		}
+		return results[0].rec, results[0].err
+	}
+	return b.life.combiner.update(ctx, key, ch, run)
 }
 
 func (b *mysqlTable) tryTx(ctx context.Context, f func(tx *sql.Tx) error) error {
