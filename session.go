@@ -112,8 +112,8 @@ type Manager struct {
 	storeWait  time.Duration
 	commitWait time.Duration
 	maxSize    int
-	onError  func(http.ResponseWriter, *http.Request, error)
-	log      *slog.Logger
+	onError    func(http.ResponseWriter, *http.Request, error)
+	log        *slog.Logger
 
 	rejected atomic.Int64 // cookies refused before the store
 	unknown  atomic.Int64 // well-formed ids the store did not know
@@ -141,17 +141,17 @@ func (m *Manager) Stats() Stats {
 // and says which setting is wrong.
 func New(opts Options) (*Manager, error) {
 	m := &Manager{
-		store:    opts.Store,
-		cookie:   opts.Cookie,
-		idle:     orDefault(opts.IdleTimeout, defaultIdleTimeout),
-		lifetime: orDefault(opts.Lifetime, defaultLifetime),
-		lock:     opts.Lock,
-		lockWait: orDefault(opts.LockTimeout, defaultLockTimeout),
+		store:      opts.Store,
+		cookie:     opts.Cookie,
+		idle:       orDefault(opts.IdleTimeout, defaultIdleTimeout),
+		lifetime:   orDefault(opts.Lifetime, defaultLifetime),
+		lock:       opts.Lock,
+		lockWait:   orDefault(opts.LockTimeout, defaultLockTimeout),
 		storeWait:  orDefault(opts.StoreTimeout, defaultStoreWait),
 		commitWait: orDefault(opts.CommitTimeout, defaultCommitWait),
-		maxSize:  orDefault(opts.MaxSize, defaultMaxSize),
-		onError:  opts.ErrorHandler,
-		log:      opts.Logger,
+		maxSize:    orDefault(opts.MaxSize, defaultMaxSize),
+		onError:    opts.ErrorHandler,
+		log:        opts.Logger,
 	}
 	name := opts.CookieName
 	if name == "" {
