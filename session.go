@@ -570,13 +570,18 @@ func (s *Session) RevokeOwner(keepCurrent bool) (int, error) {
 	}
 	s.mu.Lock()
 	except := s.key
+	// A locked request keeps to the lease's store: one connection.
+	owners, ok := s.store.(OwnerStore)
 	s.mu.Unlock()
+	if !ok {
+		owners = m.owners
+	}
 	if !keepCurrent {
 		s.Destroy()
 	}
 	ctx, cancel := m.bound(s.ctx)
 	defer cancel()
-	n, err := m.owners.DeleteOwner(ctx, owner, except)
+	n, err := owners.DeleteOwner(ctx, owner, except)
 	if err != nil {
 		return n, fmt.Errorf("session: revoke: %w", err)
 	}
