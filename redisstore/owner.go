@@ -1,0 +1,134 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The owner index lets DeleteOwner find an owner's sessions without
+// scanning: a sorted set per owner, "{Prefix}owner:{<SHA-256 of the
+// owner>}", of store keys scored by the latest time (µs) at which each
+// record can still be live (its Deadline, or Expires if later). The owner
+// is hashed so that any string makes a short key and never a hash tag of
+// its own.
+//
+// It never grows without bound: every write to the index first drops the
+// entries whose time has passed, and the set expires with its last entry.
+// Entries of records that were deleted, or that changed owner, stay until
+// then, and DeleteOwner checks each record's owner before deleting it.
+//
+// In Redis Cluster the index and the records live in different slots, so
+// no script can write both. The order makes that safe: a record names an
+// owner only once the index lists it under that owner with a score no
+// earlier than the record's end. Create indexes the record first; Update
+// and Touch scripts check the record's "indexed" field and, when the
+// index would not cover the record after the change, answer NEEDINDEX
+// without changing anything, and the store indexes the record and runs
+// the script again. With the middleware's sessions (Deadline set, Expires
+// never past it) that happens only when the owner changes: at login.
+
+// ownerKey is the Redis key of owner's index.
+func (s *Store) ownerKey(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return s.prefix + "owner:{" + hex.EncodeToString(sum[:16]) + "}"
+}
+
+// index lists key in owner's index with a score of at least end (µs).
+func (s *Store) index(ctx context.Context, owner, key string, end int64) error {
+	return indexScript.Run(ctx, s.c, []string{s.ownerKey(owner)},
+		micros(time.Now()), strconv.FormatInt(end, 10), key).Err()
+}
+
+// DeleteOwner removes every live record whose owner is owner, except the
+// one under exceptKey, and reports how many it removed. It reads owner's
+// index (one round trip), then checks and deletes each listed record with
+// a script on the record's own key, pipelined: in Cluster each record
+// lives in its own slot, so no one script can take them all.
+func (s *Store) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("redisstore: delete owner: %w", err)
+	}
+	if owner == "" {
+		return 0, nil
+	}
+	idx := s.ownerKey(owner)
+	now := micros(time.Now())
+	keys, err := s.c.ZRangeByScore(ctx, idx, &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
+	if err != nil {
+		return 0, callErr(ctx, "delete owner", err)
+	}
+	var targets []string
+	for _, k := range keys {
+		if k != exceptKey {
+			targets = append(targets, k)
+		}
+	}
+	if len(targets) == 0 {
+		return 0, nil
+	}
+	cmds := make([]*redis.Cmd, len(targets))
+	run := func(p redis.Pipeliner, eval func(*redis.Script, redis.Scripter, []string, ...any) *redis.Cmd, only []int) error {
+		for _, i := range only {
+			cmds[i] = eval(deleteOwnedScript, p, []string{s.recordKey(targets[i])}, owner, now)
+		}
+		_, err := p.Exec(ctx)
+		return err
+	}
+	all := make([]int, len(targets))
+	for i := range all {
+		all[i] = i
+	}
+	evalSha := func(sc *redis.Script, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
+		return sc.EvalSha(ctx, c, keys, args...)
+	}
+	evalSrc := func(sc *redis.Script, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
+		return sc.Eval(ctx, c, keys, args...)
+	}
+	err = run(s.c.Pipeline(), evalSha, all)
+	if err != nil {
+		// A node that has not seen the script yet answers NOSCRIPT: send
+		// those again with the script's source.
+		var again []int
+		for i, c := range cmds {
+			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				again = append(again, i)
+			}
+		}
+		if len(again) > 0 {
+			err = run(s.c.Pipeline(), evalSrc, again)
+		}
+	}
+	n := 0
+	var deleted []any
+	var firstErr error
+	for i, c := range cmds {
+		v, err := c.Int()
+		switch {
+		case err != nil && firstErr == nil:
+			firstErr = err
+		case err == nil && v == 1:
+			n++
+			deleted = append(deleted, targets[i])
+		}
+	}
+	if firstErr == nil && err != nil {
+		firstErr = err
+	}
+	if len(deleted) > 0 {
+		// Dropping the entries of the records just deleted keeps the index
+		// short; an entry left behind by an error only costs a check.
+		if zerr := s.c.ZRem(ctx, idx, deleted...).Err(); zerr != nil && firstErr == nil {
+			firstErr = zerr
+		}
+	}
+	if firstErr != nil {
+		return n, callErr(ctx, "delete owner", firstErr)
+	}
+	return n, nil
+}

@@ -1,0 +1,332 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts below are what makes each write one atomic step. Every
+// script names only keys that share one hash tag (a record and its lock),
+// so Redis Cluster runs it on one node, and go-redis's Script sends it by
+// EVALSHA, falling back to EVAL on the node that has not seen it yet.
+//
+// A record is a hash. Its values are the fields "v:<key>", each holding
+// the value's JSON; the other fields hold the record's metadata:
+//
+//	created, expires, deadline  microseconds since 1970 (deadline and
+//	                            created are absent when zero)
+//	owner                       Record.Owner, absent when ""
+//	indexed                     the score under which the owner index
+//	                            lists this record (see owner.go)
+//	version                     Record.Version, 1 at Create, +1 per Update
+//	size                        the values' encoded size, see weight
+//	nulls                       present when Create stored a value that is
+//	                            JSON null, which the next Update drops
+//
+// Times in a script are compared as Lua numbers (doubles), exact for
+// microsecond times until the year 2255.
+
+// common is prepended to every write script. locked reports whether the
+// caller may write: always when it holds no lease (ARGV[1] is ""), else
+// only while the lock key (KEYS[2]) still holds its token.
+const common = `
+local function locked()
+  if ARGV[1] == '' then return true end
+  return redis.call('GET', KEYS[2]) == ARGV[1]
+end
+-- hset and hdel write fields in batches, so that a session with thousands
+-- of values stays within Lua's limit on unpack.
+local function hset(key, kv)
+  for i = 1, #kv, 200 do
+    redis.call('HSET', key, unpack(kv, i, math.min(i + 199, #kv)))
+  end
+end
+local function hdel(key, fields)
+  for i = 1, #fields, 200 do
+    redis.call('HDEL', key, unpack(fields, i, math.min(i + 199, #fields)))
+  end
+end
+`
+
+// createScript stores a new record unless a live one is there.
+//
+//	KEYS[1] record, KEYS[2] lock (only with a token)
+//	ARGV[1] token, ARGV[2] now (µs), ARGV[3] PEXPIREAT (ms), ARGV[4...] fields
+var createScript = redis.NewScript(common + `
+if not locked() then return 'LOCKLOST' end
+local exp = redis.call('HGET', KEYS[1], 'expires')
+if exp and tonumber(exp) > tonumber(ARGV[2]) then return 'EXISTS' end
+redis.call('DEL', KEYS[1])
+local kv = {}
+for i = 4, #ARGV do kv[#kv + 1] = ARGV[i] end
+hset(KEYS[1], kv)
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 'OK'
+`)
+
+// updateScript applies a session.Change to a live record, as Change.Apply
+// does, and answers {'OK', fields} with the record's fields afterwards;
+// {'EMPTY', fields} when no values are left and the record was deleted;
+// or {code, ...} for NOTFOUND, LOCKLOST, NOTINT (key, stored value),
+// TOOLARGE (size) and NEEDINDEX (owner, score), having changed nothing.
+//
+//	KEYS[1] record, KEYS[2] lock (only with a token)
+//	ARGV[1] token           ARGV[2] now (µs)
+//	ARGV[3] '1' to clear    ARGV[4] new expires (µs) or ''
+//	ARGV[5] PEXPIREAT (ms)  ARGV[6] '1' to set the owner, ARGV[7] to
+//	ARGV[8] MaxSize or '0'  ARGV[9], ARGV[10] owner and score the caller
+//	                        has just indexed the record under, or ''
+//	ARGV[11] n sets, ARGV[12] n deletes, ARGV[13] n adds, then
+//	  n sets of   field, weight, value
+//	  n deletes   field, weight
+//	  n adds      field, weight, delta
+//
+// A value's weight is what it adds to the encoded object beside its
+// value's bytes: its quoted key, the colon and a comma (see weight in
+// record.go). The record's size field is the sum of weight + len(value)
+// over its values, so the object encodes to size + 1 bytes (2 when empty):
+// the script keeps it exact without having to quote keys itself.
+var updateScript = redis.NewScript(common + intMath + `
+if not locked() then return {'LOCKLOST'} end
+local rec = KEYS[1]
+local m = redis.call('HMGET', rec, 'expires', 'owner', 'deadline', 'indexed', 'size', 'created', 'version', 'nulls')
+if not m[1] or tonumber(m[1]) <= tonumber(ARGV[2]) then return {'NOTFOUND'} end
+if not m[5] then return {'CORRUPT'} end
+local clear = ARGV[3] == '1'
+local size = 0
+if not clear then size = tonumber(m[5]) or 0 end
+local plan = {}
+-- Values stored as JSON null (by Create, as given) are absent: they count
+-- for nothing and the change drops them, as Change.Apply does.
+if m[8] and not clear then
+  local all = redis.call('HGETALL', rec)
+  for j = 1, #all, 2 do
+    if all[j + 1] == 'null' and string.sub(all[j], 1, 2) == 'v:' then plan[all[j]] = false end
+  end
+end
+local function get(f)
+  local v = plan[f]
+  if v ~= nil then return v end
+  if clear then return false end
+  return redis.call('HGET', rec, f)
+end
+local function put(f, w, v)
+  local old = get(f)
+  if old then size = size - tonumber(w) - #old end
+  if v then size = size + tonumber(w) + #v end
+  plan[f] = v
+end
+local nset, ndel, nadd = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local i = 14
+for _ = 1, nset do put(ARGV[i], ARGV[i + 1], ARGV[i + 2]); i = i + 3 end
+for _ = 1, ndel do put(ARGV[i], ARGV[i + 1], false); i = i + 2 end
+for _ = 1, nadd do
+  local f, w = ARGV[i], ARGV[i + 1]
+  local old = get(f)
+  local hi, lo = 0, 0
+  if old then
+    hi, lo = toint(old)
+    if not hi then return {'NOTINT', f, old} end
+  end
+  local dh, dl = toint(ARGV[i + 2])
+  local sh, sl = addint(hi, lo, dh, dl)
+  if not sh then return {'NOTINT', f, old or '0', ARGV[i + 2]} end
+  put(f, w, fmtint(sh, sl))
+  i = i + 3
+end
+local owner = m[2] or ''
+if ARGV[6] == '1' then owner = ARGV[7] end
+local expires = m[1]
+if ARGV[4] ~= '' then expires = ARGV[4] end
+local maxsize = tonumber(ARGV[8])
+if maxsize > 0 then
+  local total = 2
+  if size > 0 then total = size + 1 end
+  if total > maxsize then return {'TOOLARGE', string.format('%.0f', total)} end
+end
+local version = (tonumber(m[7]) or 0) + 1
+if size <= 0 then
+  redis.call('DEL', rec)
+  local out = {'expires', expires, 'version', string.format('%.0f', version)}
+  if m[6] then out[#out + 1] = 'created'; out[#out + 1] = m[6] end
+  if m[3] then out[#out + 1] = 'deadline'; out[#out + 1] = m[3] end
+  if owner ~= '' then out[#out + 1] = 'owner'; out[#out + 1] = owner end
+  return {'EMPTY', out}
+end
+-- The owner index must list the record, under a score no earlier than
+-- its end, before the record names the owner (see owner.go).
+local indexed = false
+if owner ~= '' then
+  local score = tonumber(expires)
+  if m[3] and tonumber(m[3]) > score then score = tonumber(m[3]) end
+  local ok = owner == (m[2] or '') and m[4] and tonumber(m[4]) >= score
+  if not ok then
+    if ARGV[9] == owner and tonumber(ARGV[10]) >= score then
+      indexed = ARGV[10]
+    else
+      return {'NEEDINDEX', owner, string.format('%.0f', score)}
+    end
+  end
+end
+local sets, dels = {}, {}
+if clear then
+  for _, f in ipairs(redis.call('HKEYS', rec)) do
+    if string.sub(f, 1, 2) == 'v:' and plan[f] == nil then dels[#dels + 1] = f end
+  end
+end
+for f, v in pairs(plan) do
+  if v then sets[#sets + 1] = f; sets[#sets + 1] = v else dels[#dels + 1] = f end
+end
+sets[#sets + 1] = 'size'; sets[#sets + 1] = string.format('%.0f', size)
+sets[#sets + 1] = 'version'; sets[#sets + 1] = string.format('%.0f', version)
+sets[#sets + 1] = 'expires'; sets[#sets + 1] = expires
+if owner ~= '' then sets[#sets + 1] = 'owner'; sets[#sets + 1] = owner else dels[#dels + 1] = 'owner' end
+if indexed then sets[#sets + 1] = 'indexed'; sets[#sets + 1] = indexed end
+if m[8] then dels[#dels + 1] = 'nulls' end
+hdel(rec, dels)
+hset(rec, sets)
+if ARGV[4] ~= '' then redis.call('PEXPIREAT', rec, ARGV[5]) end
+return {'OK', redis.call('HGETALL', rec)}
+`)
+
+// intMath is the integer arithmetic of Change.Add, in Lua, whose numbers
+// are doubles: an int64 n is carried as hi, lo with n = hi*1e9 + lo and
+// 0 <= lo < 1e9, both exact in a double. toint accepts exactly what the
+// session package's decodeInt accepts: up to 19 digits with an optional
+// minus sign, or any JSON number with an integral value in the int64
+// range (3.0, 3e2), read as a double as Go reads it.
+const intMath = `
+local E9 = 1000000000
+local MAXHI, MAXLO = 9223372036, 854775807
+local MINHI, MINLO = -9223372037, 145224192
+local function inrange(hi, lo)
+  if hi > MAXHI or (hi == MAXHI and lo > MAXLO) then return false end
+  if hi < MINHI or (hi == MINHI and lo < MINLO) then return false end
+  return true
+end
+local function digits(s)
+  local neg = string.sub(s, 1, 1) == '-'
+  local d = s
+  if neg then d = string.sub(s, 2) end
+  if #d == 0 or #d > 19 or string.find(d, '%D') then return nil end
+  local hi, lo = 0, tonumber(d)
+  if #d > 9 then
+    hi = tonumber(string.sub(d, 1, #d - 9))
+    lo = tonumber(string.sub(d, #d - 8))
+  end
+  if neg then
+    hi, lo = -hi, -lo
+    if lo < 0 then lo = lo + E9; hi = hi - 1 end
+  end
+  hi, lo = hi + 0, lo + 0 -- no negative zero
+  if not inrange(hi, lo) then return nil end
+  return hi, lo
+end
+local function jsonnumber(s)
+  local p = string.match(s, '^%-?0()') or string.match(s, '^%-?[1-9]%d*()')
+  if not p then return false end
+  local q = string.match(s, '^%.%d+()', p)
+  if q then p = q end
+  q = string.match(s, '^[eE][%+%-]?%d+()', p)
+  if q then p = q end
+  return p == #s + 1
+end
+local function toint(raw)
+  local hi, lo = digits(raw)
+  if hi then return hi, lo end
+  local s = string.gsub(raw, '[ \t\r\n]+$', '')
+  if not jsonnumber(s) then return nil end
+  local f = tonumber(s)
+  if not f or f ~= math.floor(f) or f < -9223372036854775808 or f >= 9223372036854775807 then return nil end
+  return digits(string.format('%.0f', f))
+end
+local function addint(h1, l1, h2, l2)
+  local hi, lo = h1 + h2, l1 + l2
+  if lo >= E9 then lo = lo - E9; hi = hi + 1 end
+  if not inrange(hi, lo) then return nil end
+  return hi, lo
+end
+local function fmtint(hi, lo)
+  local sign = ''
+  if hi < 0 then
+    sign = '-'
+    if lo == 0 then hi = -hi else hi, lo = -hi - 1, E9 - lo end
+  end
+  if hi == 0 then return sign .. string.format('%.0f', lo) end
+  return sign .. string.format('%.0f%09.0f', hi, lo)
+end
+`
+
+// touchScript moves a live record's expiry; answers 'OK', 'NOTFOUND',
+// 'LOCKLOST' or {'NEEDINDEX', owner, score} as updateScript does.
+//
+//	KEYS[1] record, KEYS[2] lock (only with a token)
+//	ARGV[1] token, ARGV[2] now (µs), ARGV[3] expires (µs),
+//	ARGV[4] PEXPIREAT (ms), ARGV[5], ARGV[6] indexed owner and score or ''
+var touchScript = redis.NewScript(common + `
+if not locked() then return 'LOCKLOST' end
+local m = redis.call('HMGET', KEYS[1], 'expires', 'owner', 'deadline', 'indexed')
+if not m[1] or tonumber(m[1]) <= tonumber(ARGV[2]) then return 'NOTFOUND' end
+if m[2] and m[2] ~= '' then
+  local score = tonumber(ARGV[3])
+  if m[3] and tonumber(m[3]) > score then score = tonumber(m[3]) end
+  if not (m[4] and tonumber(m[4]) >= score) then
+    if ARGV[5] == m[2] and tonumber(ARGV[6]) >= score then
+      redis.call('HSET', KEYS[1], 'indexed', ARGV[6])
+    else
+      return {'NEEDINDEX', m[2], string.format('%.0f', score)}
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'expires', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 'OK'
+`)
+
+// deleteScript deletes a record while the caller's lease holds.
+//
+//	KEYS[1] record, KEYS[2] lock; ARGV[1] token
+var deleteScript = redis.NewScript(common + `
+if not locked() then return 'LOCKLOST' end
+redis.call('DEL', KEYS[1])
+return 'OK'
+`)
+
+// indexScript lists a record (ARGV[3]) in an owner's index (KEYS[1])
+// under a score no lower than ARGV[2], drops the entries whose records
+// ended by ARGV[1] (µs), and lets the index expire with its last entry.
+var indexScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[3])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.ceil(tonumber(top[2]) / 1000) + 1000))
+return 1
+`)
+
+// deleteOwnedScript deletes a live record (KEYS[1]) if its owner is ARGV[1]
+// and answers 1, else 0. ARGV[2] is now (µs).
+var deleteOwnedScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'owner', 'expires')
+if m[1] == ARGV[1] and m[2] and tonumber(m[2]) > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)
+
+// renewScript extends a lock (KEYS[1]) by ARGV[2] ms if it still holds
+// the token ARGV[1], answering 1, else 0.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// releaseScript deletes a lock (KEYS[1]) if it still holds the token
+// ARGV[1], answering 1, else 0.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)

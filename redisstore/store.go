@@ -1,0 +1,408 @@
+// Package redisstore keeps sessions of package session in Redis: a single
+// node, a Sentinel-managed primary or a Redis Cluster, through one
+// go-redis [redis.UniversalClient].
+//
+// Each session is a Redis hash under "{Prefix}{<store key>}", one field
+// per value holding the value's JSON, so HGETALL shows a readable session.
+// Redis expires the hash itself (PEXPIREAT), and every read checks the
+// expiry too. Every write is one Lua script that applies the request's
+// [session.Change] atomically (values set, deleted and added to, owner,
+// expiry, size limit), so concurrent requests of one session never retry
+// and never lose each other's changes. The braces are a hash tag: a
+// session's hash and its lock key live in one Cluster slot, so a script
+// can check the lock and write the session in one step.
+//
+// The store implements [session.OwnerStore] (see [Store.DeleteOwner]) and
+// [session.Locker] (see [Store.Lock]).
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/seed013449c2/session"
+)
+
+// Options configure a Store. The zero value is ready to use.
+type Options struct {
+	// Prefix begins the name of every Redis key the store writes, so that
+	// sessions can share a database with other data. It must not contain
+	// '{' or '}', which would move the hash tag. Default "session:".
+	Prefix string
+	// LockTTL is how long a session lock outlives a holder that stopped
+	// renewing it (a crashed process). A live holder renews it every
+	// LockTTL/3. Default 10 seconds; at least 30 milliseconds.
+	LockTTL time.Duration
+	// LockPoll caps the interval at which a request polls for a lock held
+	// by another process. The interval starts at a millisecond and
+	// doubles up to LockPoll. Requests waiting in one process queue in
+	// that process and do not poll: only the first of them does. Default
+	// 20 milliseconds.
+	LockPoll time.Duration
+}
+
+const (
+	defaultPrefix   = "session:"
+	defaultLockTTL  = 10 * time.Second
+	minLockTTL      = 30 * time.Millisecond
+	defaultLockPoll = 20 * time.Millisecond
+)
+
+// Store is a session.Store on Redis. It is safe for concurrent use. Build
+// one with [New].
+type Store struct {
+	c        redis.UniversalClient
+	prefix   string
+	lockTTL  time.Duration
+	lockPoll time.Duration
+
+	mu     sync.Mutex
+	queues map[string]*lockQueue // per store key, while anyone holds or waits
+	leases map[*lease]struct{}   // held, for Close
+	closed bool
+}
+
+var (
+	_ session.Store      = (*Store)(nil)
+	_ session.OwnerStore = (*Store)(nil)
+	_ session.Locker     = (*Store)(nil)
+)
+
+// New returns a Store that keeps sessions through client, which it does
+// not close. The client must be built with ContextTimeoutEnabled set
+// (redis.Options, redis.ClusterOptions, redis.FailoverOptions or
+// redis.UniversalOptions): without it go-redis ignores the deadline of a
+// call's context while it waits for Redis, and a hung server would hold
+// requests past Options.StoreTimeout and LockTimeout.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: New: client is nil")
+	}
+	if !contextTimeoutEnabled(client) {
+		return nil, errors.New("redisstore: New: build the client with ContextTimeoutEnabled: true, so that store calls end at their context's deadline")
+	}
+	s := &Store{
+		c:        client,
+		prefix:   opts.Prefix,
+		lockTTL:  opts.LockTTL,
+		lockPoll: opts.LockPoll,
+		queues:   make(map[string]*lockQueue),
+		leases:   make(map[*lease]struct{}),
+	}
+	if s.prefix == "" {
+		s.prefix = defaultPrefix
+	}
+	if strings.ContainsAny(s.prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: New: Prefix %q contains a brace, which would move the hash tag", s.prefix)
+	}
+	switch {
+	case s.lockTTL == 0:
+		s.lockTTL = defaultLockTTL
+	case s.lockTTL < minLockTTL:
+		return nil, fmt.Errorf("redisstore: New: LockTTL %v is below %v", s.lockTTL, minLockTTL)
+	}
+	switch {
+	case s.lockPoll == 0:
+		s.lockPoll = defaultLockPoll
+	case s.lockPoll < 0:
+		return nil, fmt.Errorf("redisstore: New: LockPoll %v is negative", s.lockPoll)
+	}
+	return s, nil
+}
+
+// contextTimeoutEnabled reports whether client honours context deadlines,
+// as far as its options tell; a client of another type is trusted.
+func contextTimeoutEnabled(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+// recordKey is the Redis key of the record under key. The braces make key
+// the hash tag, shared with lockKey.
+func (s *Store) recordKey(key string) string {
+	return s.prefix + "{" + key + "}"
+}
+
+func (s *Store) lockKey(key string) string {
+	return s.prefix + "{" + key + "}:lock"
+}
+
+// Load returns the live record under key in one round trip (HGETALL).
+func (s *Store) Load(ctx context.Context, key string) (*session.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redisstore: load: %w", err)
+	}
+	fields, err := s.c.HGetAll(ctx, s.recordKey(key)).Result()
+	if err != nil {
+		return nil, callErr(ctx, "load", err)
+	}
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("redisstore: load: %w", session.ErrNotFound)
+	}
+	rec, err := decodeRecord(fields)
+	if err != nil {
+		return nil, err
+	}
+	if !time.Now().Before(rec.Expires) {
+		return nil, fmt.Errorf("redisstore: load: %w", session.ErrNotFound)
+	}
+	return rec, nil
+}
+
+// Create stores rec under key unless a live record is there, in one round
+// trip, or two when rec has an owner (the owner index is written first).
+func (s *Store) Create(ctx context.Context, key string, rec *session.Record) error {
+	return s.create(ctx, key, rec, "")
+}
+
+// Update applies ch to the live record under key in one atomic step (a Lua
+// script) and returns the record as stored afterwards. A change that sets
+// a new owner, or moves the record's end past what the owner index knows,
+// costs two more round trips, to index the record first.
+func (s *Store) Update(ctx context.Context, key string, ch *session.Change) (*session.Record, error) {
+	return s.update(ctx, key, ch, "")
+}
+
+// Touch sets the expiry of the live record under key without changing its
+// values, in one round trip.
+func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+	return s.touch(ctx, key, expires, "")
+}
+
+// Delete removes the record under key. The owner index keeps the key
+// until the record's end had passed; DeleteOwner skips it meanwhile.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.delete(ctx, key, "")
+}
+
+// writeKeys returns the KEYS of a write script: the record, and its lock
+// when the caller holds a lease.
+func (s *Store) writeKeys(key, token string) []string {
+	if token == "" {
+		return []string{s.recordKey(key)}
+	}
+	return []string{s.recordKey(key), s.lockKey(key)}
+}
+
+func (s *Store) create(ctx context.Context, key string, rec *session.Record, token string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: create: %w", err)
+	}
+	end := endScore(rec)
+	if rec.Owner != "" {
+		if err := s.index(ctx, rec.Owner, key, end); err != nil {
+			return callErr(ctx, "create", err)
+		}
+	}
+	args := append([]any{token, micros(time.Now()), expireAt(rec.Expires)}, recordFields(rec, 1, end)...)
+	res, err := createScript.Run(ctx, s.c, s.writeKeys(key, token), args...).Text()
+	if err != nil {
+		return callErr(ctx, "create", err)
+	}
+	switch res {
+	case "OK":
+		rec.Version = 1
+		return nil
+	case "EXISTS":
+		return fmt.Errorf("redisstore: create: %w", session.ErrExists)
+	case "LOCKLOST":
+		return fmt.Errorf("redisstore: create: %w", session.ErrLockLost)
+	}
+	return fmt.Errorf("redisstore: create: unexpected answer %q", res)
+}
+
+// maxIndexTries bounds the rounds of indexing a record and writing it: a
+// round is lost only when another write moved the record's owner or end
+// in between.
+const maxIndexTries = 5
+
+func (s *Store) update(ctx context.Context, key string, ch *session.Change, token string) (*session.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redisstore: update: %w", err)
+	}
+	args := updateArgs(ch, token)
+	for try := 1; ; try++ {
+		args[1] = micros(time.Now())
+		res, err := updateScript.Run(ctx, s.c, s.writeKeys(key, token), args...).Slice()
+		if err != nil {
+			return nil, callErr(ctx, "update", err)
+		}
+		code, _ := res[0].(string)
+		switch code {
+		case "OK", "EMPTY":
+			flat, _ := res[1].([]any)
+			rec, err := decodeFlat(flat)
+			if err != nil {
+				return nil, err
+			}
+			if rec.Values == nil {
+				rec.Values = map[string]json.RawMessage{}
+			}
+			return rec, nil
+		case "NOTFOUND":
+			return nil, fmt.Errorf("redisstore: update: %w", session.ErrNotFound)
+		case "LOCKLOST":
+			return nil, fmt.Errorf("redisstore: update: %w", session.ErrLockLost)
+		case "CORRUPT":
+			return nil, fmt.Errorf("redisstore: update: %w: no size", session.ErrCorrupt)
+		case "NOTINT":
+			field, _ := res[1].(string)
+			stored, _ := res[2].(string)
+			if len(res) > 3 {
+				return nil, fmt.Errorf("redisstore: update: add to %q: %w: %s + %v overflows int64", strings.TrimPrefix(field, valuePrefix), session.ErrNotInteger, stored, res[3])
+			}
+			return nil, fmt.Errorf("redisstore: update: add to %q: %w: stored value %.40s", strings.TrimPrefix(field, valuePrefix), session.ErrNotInteger, stored)
+		case "TOOLARGE":
+			size, _ := res[1].(string)
+			return nil, fmt.Errorf("redisstore: update: %w: %s bytes, limit %d", session.ErrTooLarge, size, ch.MaxSize)
+		case "NEEDINDEX":
+			if try >= maxIndexTries {
+				return nil, fmt.Errorf("redisstore: update: the record's owner kept changing while it was being indexed")
+			}
+			owner, score, err := needIndex(res)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.index(ctx, owner, key, score); err != nil {
+				return nil, callErr(ctx, "update", err)
+			}
+			args[8], args[9] = owner, strconv.FormatInt(score, 10)
+			continue
+		}
+		return nil, fmt.Errorf("redisstore: update: unexpected answer %v", res)
+	}
+}
+
+// needIndex reads the owner and score of a NEEDINDEX answer.
+func needIndex(res []any) (string, int64, error) {
+	if len(res) == 3 {
+		owner, _ := res[1].(string)
+		score, _ := res[2].(string)
+		if n, err := strconv.ParseInt(score, 10, 64); err == nil {
+			return owner, n, nil
+		}
+	}
+	return "", 0, fmt.Errorf("redisstore: unexpected answer %v", res)
+}
+
+// updateArgs returns the ARGV of updateScript for ch; the caller fills in
+// the time (args[1]) and, after indexing, the indexed owner and score
+// (args[8], args[9]).
+func updateArgs(ch *session.Change, token string) []any {
+	var sets, dels []any
+	nset, ndel := 0, 0
+	for k, v := range ch.Values {
+		if isNull(v) {
+			dels = append(dels, valuePrefix+k, weight(k))
+			ndel++
+		} else {
+			sets = append(sets, valuePrefix+k, weight(k), []byte(v))
+			nset++
+		}
+	}
+	args := make([]any, 13, 13+len(sets)+len(dels)+3*len(ch.Add))
+	args[0] = token
+	args[2] = flag(ch.Clear)
+	args[3], args[4] = "", ""
+	if !ch.Expires.IsZero() {
+		args[3], args[4] = micros(ch.Expires), expireAt(ch.Expires)
+	}
+	args[5], args[6] = flag(ch.Owner != nil), ""
+	if ch.Owner != nil {
+		args[6] = *ch.Owner
+	}
+	args[7] = max(ch.MaxSize, 0)
+	args[8], args[9] = "", ""
+	args[10], args[11], args[12] = nset, ndel, len(ch.Add)
+	args = append(args, sets...)
+	args = append(args, dels...)
+	for k, d := range ch.Add {
+		args = append(args, valuePrefix+k, weight(k), strconv.FormatInt(d, 10))
+	}
+	return args
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+func (s *Store) touch(ctx context.Context, key string, expires time.Time, token string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: touch: %w", err)
+	}
+	args := []any{token, "", micros(expires), expireAt(expires), "", ""}
+	for try := 1; ; try++ {
+		args[1] = micros(time.Now())
+		res, err := touchScript.Run(ctx, s.c, s.writeKeys(key, token), args...).Result()
+		if err != nil {
+			return callErr(ctx, "touch", err)
+		}
+		switch res {
+		case "OK":
+			return nil
+		case "NOTFOUND":
+			return fmt.Errorf("redisstore: touch: %w", session.ErrNotFound)
+		case "LOCKLOST":
+			return fmt.Errorf("redisstore: touch: %w", session.ErrLockLost)
+		}
+		list, _ := res.([]any)
+		if len(list) == 0 || list[0] != "NEEDINDEX" || try >= maxIndexTries {
+			return fmt.Errorf("redisstore: touch: unexpected answer %v", res)
+		}
+		owner, score, err := needIndex(list)
+		if err != nil {
+			return err
+		}
+		if err := s.index(ctx, owner, key, score); err != nil {
+			return callErr(ctx, "touch", err)
+		}
+		args[4], args[5] = owner, strconv.FormatInt(score, 10)
+	}
+}
+
+func (s *Store) delete(ctx context.Context, key, token string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: delete: %w", err)
+	}
+	if token == "" {
+		if err := s.c.Del(ctx, s.recordKey(key)).Err(); err != nil {
+			return callErr(ctx, "delete", err)
+		}
+		return nil
+	}
+	res, err := deleteScript.Run(ctx, s.c, s.writeKeys(key, token), token).Text()
+	switch {
+	case err != nil:
+		return callErr(ctx, "delete", err)
+	case res == "LOCKLOST":
+		return fmt.Errorf("redisstore: delete: %w", session.ErrLockLost)
+	}
+	return nil
+}
+
+// callErr wraps the error of a Redis call, and the context's error when
+// the context ended, since go-redis may report a deadline as a network
+// timeout.
+func callErr(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("redisstore: %s: %w (%w)", op, cerr, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
