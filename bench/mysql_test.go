@@ -76,13 +76,19 @@ func mustExec(tb testing.TB, db *sql.DB, query string) {
 // newOurMySQL returns our MySQL store on an emptied benchTable.
 func newOurMySQL(tb testing.TB) session.Store {
 	tb.Helper()
+	return newOurMySQLTable(tb, benchTable)
+}
+
+// newOurMySQLTable returns our MySQL store on the emptied table.
+func newOurMySQLTable(tb testing.TB, table string) session.Store {
+	tb.Helper()
 	db := openMySQL(tb, "")
-	st, err := session.NewMySQLStore(db, session.MySQLOptions{Table: benchTable})
+	st, err := session.NewMySQLStore(db, session.MySQLOptions{Table: table})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
-	mustExec(tb, db, "DELETE FROM "+benchTable)
+	mustExec(tb, db, "DELETE FROM "+table)
 	return st
 }
 
