@@ -313,13 +313,15 @@ return 0
 
 // renewScript extends a lock (KEYS[1]) by ARGV[2] ms if it still holds
 // the token ARGV[1], answering 1, else 0.
-var renewScript = redis.NewScript(`
+var renewScript = redis.NewScript(renewSource)
+
+const renewSource = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 return 0
-`)
+`
 
 // releaseScript deletes a lock (KEYS[1]) if it still holds the token
 // ARGV[1], answering 1, else 0.
