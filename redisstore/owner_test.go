@@ -217,7 +217,9 @@ func TestRoundTrips(t *testing.T) {
 		trips int64
 		call  func() error
 	}{
-		{"Create", 1, func() error { return s.Create(ctx, "k", freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`1`)})) }},
+		{"Create", 1, func() error {
+			return s.Create(ctx, "k", freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`1`)}))
+		}},
 		{"Load", 1, func() error { _, err := s.Load(ctx, "k"); return err }},
 		{"Update", 1, func() error {
 			_, err := s.Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}, Values: map[string]json.RawMessage{"s": json.RawMessage(`"x"`)}})
