@@ -81,6 +81,14 @@ func (s *Session) commitLocked(h http.Header, late bool) error {
 		return nil // nothing stored, nothing to store: no clock, no store
 	}
 	m := s.m
+	if s.ended == "" && !s.regen && !s.dirty() {
+		// A read-only request refreshes the expiry at most once per tenth
+		// of IdleTimeout: most have nothing to commit, and must not pay
+		// for a detached context they would not use.
+		if _, refresh := m.expiry(s.base, time.Now()); !refresh {
+			return nil
+		}
+	}
 	ctx := context.WithoutCancel(s.ctx)
 	if m.storeWait > 0 { // a store that never waits needs no timer
 		var cancel context.CancelFunc

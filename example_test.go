@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -27,7 +28,7 @@ func ExampleMiddleware() {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
-		s.Set("count", s.GetInt("count")+1)
+		s.Add("count", 1) // concurrent visits all count, with no lock
 		json.NewEncoder(w).Encode(s)
 	})
 	srv := httptest.NewServer(session.Middleware(session.Options{})(mux))
@@ -96,7 +97,10 @@ func ExampleSession_Regenerate() {
 }
 
 // Locked makes one route's read-modify-write exact: requests of one session
-// run it one at a time, on every server that shares the store.
+// run it one at a time, on every server that shares the store. Appending to
+// a list needs it: two requests that read the same cart and each set it
+// with one more item would keep only one of the two. (A counter needs no
+// lock: see [session.Session.Add].)
 func ExampleManager_Locked() {
 	m, err := session.New(session.Options{LockTimeout: 5 * time.Second})
 	if err != nil {
@@ -104,11 +108,58 @@ func ExampleManager_Locked() {
 	}
 	defer m.Close()
 	mux := http.NewServeMux()
-	mux.Handle("/cart/add", m.Locked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /cart", m.Locked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
-		s.Set("items", s.GetInt("items")+1)
+		var cart []string
+		s.Decode("cart", &cart) // none yet: an empty cart
+		s.Set("cart", append(cart, r.FormValue("item")))
 	})))
 	http.ListenAndServe("127.0.0.1:0", m.Handler(mux))
+}
+
+// Add keeps a counter exact without a lock: the store adds to the freshest
+// stored value as each request commits, so ten visits at once count ten.
+func ExampleSession_Add() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/visit", func(w http.ResponseWriter, r *http.Request) {
+		n, err := session.FromContext(r.Context()).Add("visits", 1)
+		if err != nil { // the value was not an integer
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, n) // the count as this request sees it
+	})
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, session.FromContext(r.Context()).GetInt("visits"))
+	})
+	srv := httptest.NewServer(session.Middleware(session.Options{})(mux))
+	defer srv.Close()
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	get := func(path string) string {
+		res, err := browser.Get(srv.URL + path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return string(body)
+	}
+	fmt.Println("first visit:", get("/visit"))
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			get("/visit")
+		}()
+	}
+	wg.Wait()
+	fmt.Println("after ten more at once:", get("/count"))
+	// Output:
+	// first visit: 1
+	// after ten more at once: 11
 }
 
 // Sessions in MySQL, shared by every app server that opens the same table.

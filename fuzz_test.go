@@ -6,11 +6,13 @@ package session
 // `go test`; `go test -fuzz FuzzName` explores from it.
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -107,7 +109,10 @@ func (s *fzStore) Load(_ context.Context, key string) (*Record, error) {
 	return nil, ErrNotFound
 }
 func (s *fzStore) Create(context.Context, string, *Record) error { s.count(); return nil }
-func (s *fzStore) Save(context.Context, string, *Record) error   { s.count(); return nil }
+func (s *fzStore) Update(context.Context, string, *Change) (*Record, error) {
+	s.count()
+	return nil, ErrNotFound
+}
 func (s *fzStore) Touch(context.Context, string, time.Time) error {
 	s.count()
 	return nil
@@ -279,7 +284,8 @@ func FuzzVerifySigned(f *testing.F) {
 // JSON object of a record (through decodeObject) and a single stored value
 // that breaks the contract. Nothing panics; the typed getters agree with
 // encoding/json; MarshalJSON of decoded values is valid JSON that decodes
-// back to the same values.
+// back to the same values; Add counts on from exactly the integer GetInt64
+// reads, or refuses with ErrNotInteger and changes nothing.
 func FuzzStoredValues(f *testing.F) {
 	f.Add([]byte(`{"count":1,"user_id":"abc"}`), "count")
 	f.Fuzz(func(t *testing.T, data []byte, key string) {
@@ -320,15 +326,59 @@ func FuzzStoredValues(f *testing.F) {
 					break
 				}
 				fzCheckGetters(t, s, k)
+				fzCheckAdd(t, s.base, k)
 			}
 			fzCheckGetters(t, s, key)
+			fzCheckAdd(t, s.base, key)
 		}
 
 		// A store that breaks the contract: raw bytes as one value.
-		raw := &Session{base: &Record{Values: map[string]json.RawMessage{key: data}}}
+		rec := &Record{Values: map[string]json.RawMessage{key: data}}
+		raw := &Session{base: rec}
 		fzTouchAll(raw, key)
 		raw.MarshalJSON()
+		fzCheckAdd(t, rec, key)
 	})
+}
+
+// fzCheckAdd adds 1 to key in a fresh request on rec: it succeeds exactly
+// when the value reads as an integer below MaxInt64 (or is absent), and
+// then counts on from it; a refusal wraps ErrNotInteger and changes
+// nothing; either way the stored record is untouched, and a session of
+// valid values still marshals to valid JSON.
+func fzCheckAdd(t *testing.T, rec *Record, key string) {
+	t.Helper()
+	stored := rec.Values[key]
+	s := &Session{base: rec}
+	before, had, beforeJSON := s.GetInt64(key), s.Has(key), s.Get(key)
+	wantOK := !had
+	if !wantOK {
+		if n, ok := decodeInt(stored); ok && n < math.MaxInt64 {
+			wantOK = true
+		}
+	}
+	n, err := s.Add(key, 1)
+	switch {
+	case err == nil && !wantOK:
+		t.Fatalf("Add to %q counted %q on to %d", key, stored, n)
+	case err == nil && (n != before+1 || s.GetInt64(key) != n || !s.Has(key)):
+		t.Fatalf("Add to %q (%q, GetInt64 %d) returned %d and reads %d", key, stored, before, n, s.GetInt64(key))
+	case err != nil && wantOK:
+		t.Fatalf("Add to %q refused %q: %v", key, stored, err)
+	case err != nil && (!errors.Is(err, ErrNotInteger) || s.GetInt64(key) != before || s.Has(key) != had || !reflect.DeepEqual(s.Get(key), beforeJSON)):
+		t.Fatalf("a refused Add to %q (%q): %v, and the value changed", key, stored, err)
+	}
+	if !bytes.Equal(rec.Values[key], stored) {
+		t.Fatalf("Add changed the stored record: %q -> %q", stored, rec.Values[key])
+	}
+	for _, v := range rec.Values {
+		if !isNull(v) && !json.Valid(v) {
+			return // a store that broke the contract: no valid JSON to expect
+		}
+	}
+	if out, err := s.MarshalJSON(); err != nil || !json.Valid(out) {
+		t.Fatalf("MarshalJSON after Add: %q, %v", out, err)
+	}
 }
 
 // fzTouchAll calls every reader of key; only a panic can fail it.

@@ -38,12 +38,15 @@ func BenchmarkMiddleware(b *testing.B) {
 	var buf [20]byte
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
-		n := s.GetInt("count")
-		if r.URL.Path == "/write" {
+		n := s.GetInt64("count")
+		switch r.URL.Path {
+		case "/write":
 			n++
 			s.Set("count", n)
+		case "/add":
+			n, _ = s.Add("count", 1)
 		}
-		w.Write(strconv.AppendInt(buf[:0], int64(n), 10))
+		w.Write(strconv.AppendInt(buf[:0], n, 10))
 	}))
 	for _, bc := range []struct {
 		name, path string
@@ -52,6 +55,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"NoCookie", "/read", false},
 		{"ReadOnly", "/read", true},
 		{"Write", "/write", true},
+		{"Add", "/add", true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", bc.path, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,7 +23,7 @@ import (
 // can prove which requests cost a store call.
 type countingStore struct {
 	session.Store
-	loads, creates, saves, touches, deletes atomic.Int64
+	loads, creates, updates, touches, deletes atomic.Int64
 }
 
 func (c *countingStore) Load(ctx context.Context, key string) (*session.Record, error) {
@@ -33,9 +34,9 @@ func (c *countingStore) Create(ctx context.Context, key string, rec *session.Rec
 	c.creates.Add(1)
 	return c.Store.Create(ctx, key, rec)
 }
-func (c *countingStore) Save(ctx context.Context, key string, rec *session.Record) error {
-	c.saves.Add(1)
-	return c.Store.Save(ctx, key, rec)
+func (c *countingStore) Update(ctx context.Context, key string, ch *session.Change) (*session.Record, error) {
+	c.updates.Add(1)
+	return c.Store.Update(ctx, key, ch)
 }
 func (c *countingStore) Touch(ctx context.Context, key string, exp time.Time) error {
 	c.touches.Add(1)
@@ -45,11 +46,25 @@ func (c *countingStore) Delete(ctx context.Context, key string) error {
 	c.deletes.Add(1)
 	return c.Store.Delete(ctx, key)
 }
+func (c *countingStore) DeleteOwner(ctx context.Context, owner, except string) (int, error) {
+	return deleteOwner(ctx, c.Store, owner, except)
+}
 func (c *countingStore) calls() int64 {
-	return c.loads.Load() + c.creates.Load() + c.saves.Load() + c.touches.Load() + c.deletes.Load()
+	return c.loads.Load() + c.creates.Load() + c.updates.Load() + c.touches.Load() + c.deletes.Load()
 }
 func (c *countingStore) writes() int64 {
-	return c.creates.Load() + c.saves.Load() + c.touches.Load() + c.deletes.Load()
+	return c.creates.Load() + c.updates.Load() + c.touches.Load() + c.deletes.Load()
+}
+
+// deleteOwner passes DeleteOwner on to st: a test wrapper keeps the
+// optional OwnerStore of the store it wraps, so that SetOwner works
+// through it.
+func deleteOwner(ctx context.Context, st session.Store, owner, except string) (int, error) {
+	o, ok := st.(session.OwnerStore)
+	if !ok {
+		return 0, fmt.Errorf("test store: %T is not a session.OwnerStore: %w", st, errors.ErrUnsupported)
+	}
+	return o.DeleteOwner(ctx, owner, except)
 }
 
 // failingStore fails every call while down is set.
@@ -66,11 +81,11 @@ func (f *failingStore) Load(ctx context.Context, key string) (*session.Record, e
 	}
 	return f.Store.Load(ctx, key)
 }
-func (f *failingStore) Save(ctx context.Context, key string, rec *session.Record) error {
+func (f *failingStore) Update(ctx context.Context, key string, ch *session.Change) (*session.Record, error) {
 	if f.down.Load() {
-		return errDown
+		return nil, errDown
 	}
-	return f.Store.Save(ctx, key, rec)
+	return f.Store.Update(ctx, key, ch)
 }
 func (f *failingStore) Create(ctx context.Context, key string, rec *session.Record) error {
 	if f.down.Load() {
@@ -706,6 +721,8 @@ func TestInvalidOptions(t *testing.T) {
 		"Partitioned":            {Cookie: session.CookieOptions{Partitioned: true}},
 		"bad name":               {CookieName: "a b"},
 		"negative idle":          {IdleTimeout: -1},
+		"negative StoreTimeout":  {StoreTimeout: -time.Second},
+		"negative CommitTimeout": {CommitTimeout: -time.Second},
 		"negative MaxAge":        {Cookie: session.CookieOptions{MaxAge: -time.Second}},
 		"short key":              {Keys: [][]byte{[]byte("short")}},
 		"lock without locker":    {Store: expiredStore{session.NewMemoryStore(session.MemoryOptions{})}, Lock: true},
@@ -798,7 +815,7 @@ func TestFromContextOutsideMiddleware(t *testing.T) {
 }
 
 // TestIdleRefreshThrottled: an unchanged session's expiry is refreshed (one
-// Touch, no Save) only once a tenth of the idle timeout has passed, not on
+// Touch, no Update) only once a tenth of the idle timeout has passed, not on
 // every request.
 func TestIdleRefreshThrottled(t *testing.T) {
 	st := &countingStore{Store: newMemory(t)}
@@ -816,7 +833,7 @@ func TestIdleRefreshThrottled(t *testing.T) {
 	time.Sleep(250 * time.Millisecond) // past 2s/10
 	a.get("/")
 	a.get("/")
-	if n, s := st.touches.Load(), st.saves.Load(); n != 1 || s != 0 {
-		t.Fatalf("%d refreshes and %d saves after a tenth of the idle timeout, want 1 and 0", n, s)
+	if n, u := st.touches.Load(), st.updates.Load(); n != 1 || u != 0 {
+		t.Fatalf("%d refreshes and %d updates after a tenth of the idle timeout, want 1 and 0", n, u)
 	}
 }

@@ -85,7 +85,10 @@ type memEntry struct {
 	rec *Record
 }
 
-var errMemNilRecord = errors.New("session: memory store: nil record")
+var (
+	errMemNilRecord = errors.New("session: memory store: nil record")
+	errMemNilChange = errors.New("session: memory store: nil change")
+)
 
 // NewMemoryStore returns a MemoryStore and starts its cleanup goroutine.
 func NewMemoryStore(opts MemoryOptions) *MemoryStore {
@@ -201,6 +204,11 @@ func (s *MemoryStore) Create(ctx context.Context, key string, rec *Record) error
 func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if ch == nil {
+		// Checked before the shard's lock: Apply would panic under it
+		// and leave the shard locked for good.
+		return nil, errMemNilChange
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()

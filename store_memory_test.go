@@ -39,6 +39,9 @@ func TestMemoryStoreConformance(t *testing.T) {
 	})
 }
 
+// TestMemoryStoreNilRecord: a nil record or change is refused with an
+// error, and the store goes on working (a panic under a shard's lock would
+// leave the shard locked for good).
 func TestMemoryStoreNilRecord(t *testing.T) {
 	ctx := t.Context()
 	s := openMemoryStore(t, session.MemoryOptions{})
@@ -48,11 +51,14 @@ func TestMemoryStoreNilRecord(t *testing.T) {
 	if err := s.Create(ctx, "k", memRecord("", time.Now().Add(time.Hour))); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	if err := s.Save(ctx, "k", nil); err == nil {
-		t.Error("Save of a nil record succeeded")
+	if _, err := s.Update(ctx, "k", nil); err == nil {
+		t.Error("Update with a nil change succeeded")
 	}
-	if _, err := s.Load(ctx, "k"); err != nil {
-		t.Fatalf("Load after the refused Save: %v", err)
+	if rec, err := s.Load(ctx, "k"); err != nil || string(rec.Values["n"]) != "1" {
+		t.Fatalf("Load after the refused Update: %v, %v", rec, err)
+	}
+	if _, err := s.Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}}); err != nil {
+		t.Fatalf("Update after the refused one: %v", err)
 	}
 }
 
@@ -83,13 +89,11 @@ func TestMemoryStoreFull(t *testing.T) {
 	}
 
 	// Existing sessions keep working.
-	rec, err := s.Load(ctx, "live0")
-	if err != nil {
+	if _, err := s.Load(ctx, "live0"); err != nil {
 		t.Fatalf("Load in a full store: %v", err)
 	}
-	next := *rec
-	if err := s.Save(ctx, "live0", &next); err != nil {
-		t.Fatalf("Save in a full store: %v", err)
+	if _, err := s.Update(ctx, "live0", &session.Change{Values: map[string]json.RawMessage{"m": json.RawMessage(`2`)}}); err != nil {
+		t.Fatalf("Update in a full store: %v", err)
 	}
 	if err := s.Touch(ctx, "live0", future.Add(time.Hour)); err != nil {
 		t.Fatalf("Touch in a full store: %v", err)
@@ -287,14 +291,8 @@ func TestMemoryStoreOwnerIndex(t *testing.T) {
 	}
 	setOwner := func(t *testing.T, s *session.MemoryStore, key, owner string) {
 		t.Helper()
-		rec, err := s.Load(t.Context(), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		next := *rec
-		next.Owner = owner
-		if err := s.Save(t.Context(), key, &next); err != nil {
-			t.Fatalf("Save: %v", err)
+		if _, err := s.Update(t.Context(), key, &session.Change{Owner: &owner}); err != nil {
+			t.Fatalf("Update: %v", err)
 		}
 	}
 
@@ -318,11 +316,11 @@ func TestMemoryStoreOwnerIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 1, 0},
-		{"owner set by Save", 0, func(t *testing.T, s *session.MemoryStore) {
+		{"owner set by Update", 0, func(t *testing.T, s *session.MemoryStore) {
 			create(t, s, "k", "", future)
 			setOwner(t, s, "k", owner)
 		}, 1, 0},
-		{"owner changed by Save", 0, func(t *testing.T, s *session.MemoryStore) {
+		{"owner changed by Update", 0, func(t *testing.T, s *session.MemoryStore) {
 			create(t, s, "k", owner, future)
 			setOwner(t, s, "k", other)
 		}, 0, 1},
@@ -337,10 +335,26 @@ func TestMemoryStoreOwnerIndex(t *testing.T) {
 		{"expired, not yet swept", 0, func(t *testing.T, s *session.MemoryStore) {
 			create(t, s, "k", owner, past)
 		}, 1, 0},
-		{"expired, removed by Save", 0, func(t *testing.T, s *session.MemoryStore) {
+		{"owner kept by an Update of values", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, future)
+			if _, err := s.Update(t.Context(), "k", &session.Change{Add: map[string]int64{"n": 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}, 1, 0},
+		{"emptied by Update", 0, func(t *testing.T, s *session.MemoryStore) {
+			create(t, s, "k", owner, future)
+			rec, err := s.Update(t.Context(), "k", &session.Change{Clear: true})
+			if err != nil || len(rec.Values) != 0 {
+				t.Fatalf("Update that empties the record: %v, %v", rec, err)
+			}
+			if _, err := s.Load(t.Context(), "k"); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Load of an emptied record: %v", err)
+			}
+		}, 0, 0},
+		{"expired, removed by Update", 0, func(t *testing.T, s *session.MemoryStore) {
 			create(t, s, "k", owner, past)
-			if err := s.Save(t.Context(), "k", memRecord(owner, future)); !errors.Is(err, session.ErrNotFound) {
-				t.Fatalf("Save of an expired record: %v", err)
+			if _, err := s.Update(t.Context(), "k", &session.Change{Expires: future}); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Update of an expired record: %v", err)
 			}
 		}, 0, 0},
 		{"expired, evicted for room", 2, func(t *testing.T, s *session.MemoryStore) {
@@ -376,7 +390,7 @@ func TestMemoryStoreOwnerIndex(t *testing.T) {
 // gives up its claim: the lock entry it shared must not stay taken.
 func TestMemoryStoreLockAbandonedWait(t *testing.T) {
 	s := openMemoryStore(t, session.MemoryOptions{})
-	unlock, err := s.Lock(t.Context(), "k")
+	lease, err := s.Lock(t.Context(), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,13 +399,58 @@ func TestMemoryStoreLockAbandonedWait(t *testing.T) {
 	if _, err := s.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock while held: err = %v, want DeadlineExceeded", err)
 	}
-	unlock()
+	if err := lease.Unlock(); err != nil {
+		t.Fatal(err)
+	}
 	// The waiter that gave up must not have taken the lock with it.
-	unlock, err = s.Lock(t.Context(), "k")
+	lease, err = s.Lock(t.Context(), "k")
 	if err != nil {
 		t.Fatalf("Lock after the holder released and the waiter gave up: %v", err)
 	}
-	unlock()
+	if err := lease.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMemoryStoreLease: the memory store's lease runs calls on the store
+// itself, cannot be lost, and a second Unlock (from any goroutine) does
+// not release the lock of whoever took it next.
+func TestMemoryStoreLease(t *testing.T) {
+	s := openMemoryStore(t, session.MemoryOptions{})
+	first, err := s.Lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := first.Store().(*session.MemoryStore); !ok || st != s {
+		t.Fatalf("the lease's store is %T, want the memory store itself", first.Store())
+	}
+	if err := first.Unlock(); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	second, err := s.Lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- first.Unlock() }() // a stale second call
+	if err := <-done; err != nil {
+		t.Fatalf("second Unlock: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if l, err := s.Lock(ctx, "k"); err == nil {
+		l.Unlock()
+		t.Fatal("a second Unlock of an old lease released the current holder's lock")
+	}
+	if err := second.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	// Other keys never waited on it.
+	other, err := s.Lock(t.Context(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Unlock()
 }
 
 func BenchmarkMemoryStore(b *testing.B) {
@@ -405,21 +464,17 @@ func BenchmarkMemoryStore(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// save is the middleware's write-back: a new record with the loaded
-	// version. Its one allocation is that record, which the store keeps.
-	save := func(b *testing.B, key string) {
-		rec, err := s.Load(ctx, key)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		next := *rec
-		if err := s.Save(ctx, key, &next); err != nil {
+	// update is the middleware's write-back of one changed value: the
+	// store applies it to the stored record, building the new record (and
+	// its map of values) that it keeps.
+	ch := &session.Change{Values: map[string]json.RawMessage{"m": json.RawMessage(`2`)}}
+	update := func(b *testing.B, key string) {
+		if _, err := s.Update(ctx, key, ch); err != nil {
 			b.Error(err)
 		}
 	}
-	// Parallel goroutines each take their own slice of keys, so that Save
-	// never conflicts and the benchmark measures the store, not retries.
+	// Parallel goroutines each take their own slice of keys, so that the
+	// benchmark measures the store, not contention on one record.
 	var worker atomic.Int64
 	perWorker := sessions / runtime.GOMAXPROCS(0)
 
@@ -446,21 +501,35 @@ func BenchmarkMemoryStore(b *testing.B) {
 			}
 		})
 	})
-	b.Run("Save", func(b *testing.B) {
+	b.Run("Update", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			save(b, keys[i%sessions])
+			update(b, keys[i%sessions])
 			i++
 		}
 	})
-	b.Run("SaveParallel", func(b *testing.B) {
+	b.Run("UpdateParallel", func(b *testing.B) {
 		b.ReportAllocs()
 		worker.Store(0)
 		b.RunParallel(func(pb *testing.PB) {
 			base := int(worker.Add(1)-1) * perWorker
 			for i := 0; pb.Next(); i++ {
-				save(b, keys[base+i%perWorker])
+				update(b, keys[base+i%perWorker])
+			}
+		})
+	})
+	// One session that every goroutine adds to: the contended case the
+	// atomic Update is for (no retry, one shard lock per call).
+	b.Run("AddOneSessionParallel", func(b *testing.B) {
+		b.ReportAllocs()
+		add := &session.Change{Add: map[string]int64{"n": 1}}
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Update(ctx, keys[0], add); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})

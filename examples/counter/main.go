@@ -2,6 +2,12 @@
 // starts a session with a user_id and a count of 0, GET / adds one to the
 // count, GET /logout ends the session. Each answers the session as JSON.
 //
+// The count goes up with Session.Add, which the store applies to the
+// freshest stored count as each request commits: visits that arrive at once
+// all count, without a lock. -lock serializes the requests of one session,
+// for handlers that read a value and write back something computed from it
+// (a list appended to, a check then a change), which Add does not cover.
+//
 //	go run ./examples/counter                       # in-memory sessions
 //	go run ./examples/counter -store mysql -dsn 'root@tcp(127.0.0.1:3306)/test'
 //	go run ./examples/counter -store mysql -koa     # share sessions with the Koa app
@@ -44,7 +50,7 @@ func main() {
 	flag.StringVar(&c.addr, "addr", ":3000", "listen address (port 0 picks a free one)")
 	flag.StringVar(&c.store, "store", "memory", "session store: memory or mysql")
 	flag.StringVar(&c.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "MySQL DSN, with -store mysql")
-	flag.BoolVar(&c.lock, "lock", false, "serialize the requests of one session (exact counts under concurrency)")
+	flag.BoolVar(&c.lock, "lock", false, "serialize the requests of one session (for read-modify-write handlers; the counter's Add needs no lock)")
 	flag.BoolVar(&c.koa, "koa", false, "with -store mysql: share sessions with the Koa tutorial's app (its table _mysql_session_store and its cookie SESSION_ID)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -145,7 +151,13 @@ func routes() http.Handler {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
-		s.Set("count", s.GetInt("count")+1)
+		// Add, not Set(GetInt+1): concurrent visits all count. A count
+		// that is not a number (another app wrote it) is an error.
+		if _, err := s.Add("count", 1); err != nil {
+			log.Print(err)
+			http.Error(w, "the count is not a number", http.StatusInternalServerError)
+			return
+		}
 		reply(w, s)
 	})
 	mux.HandleFunc("GET /logout", func(w http.ResponseWriter, r *http.Request) {

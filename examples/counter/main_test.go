@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -13,6 +14,13 @@ import (
 type counterState struct {
 	Count  *int   `json:"count"`
 	UserID string `json:"user_id"`
+}
+
+func (s counterState) String() string {
+	if s.Count == nil {
+		return fmt.Sprintf("{count:null user_id:%q}", s.UserID)
+	}
+	return fmt.Sprintf("{count:%d user_id:%q}", *s.Count, s.UserID)
 }
 
 func get(t *testing.T, c *http.Client, url string) counterState {
