@@ -157,20 +157,30 @@ func lockedAdd(ctx context.Context, s *Store, key string) error {
 	return errors.Join(err, l.Unlock())
 }
 
+// slotNode is a master: its id and address.
+type slotNode struct{ ID, Addr string }
+
 // slotNodes returns the master that serves slot and another master.
-func slotNodes(ctx context.Context, c *redis.ClusterClient, slot int) (owner, other redis.ClusterNode, err error) {
-	slots, err := c.ClusterSlots(ctx).Result()
+func slotNodes(ctx context.Context, c *redis.ClusterClient, slot int) (owner, other slotNode, err error) {
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
 		return owner, other, err
 	}
-	for _, r := range slots {
-		if slot >= r.Start && slot <= r.End {
-			owner = r.Nodes[0]
-		}
-	}
-	for _, r := range slots {
-		if r.Nodes[0].ID != owner.ID {
-			other = r.Nodes[0]
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role != "master" {
+				continue
+			}
+			node := slotNode{n.ID, net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))}
+			serves := false
+			for _, r := range sh.Slots {
+				serves = serves || (int64(slot) >= r.Start && int64(slot) <= r.End)
+			}
+			if serves {
+				owner = node
+			} else {
+				other = node
+			}
 		}
 	}
 	if owner.ID == "" || other.ID == "" {
