@@ -135,9 +135,10 @@ func (s *Session) put(key string, raw json.RawMessage) {
 // concurrent requests that add to one counter all count, with no lock and
 // at the cost of a plain write: the stored sum may be larger than the one
 // returned here. Add fails with an error wrapping ErrNotInteger, and
-// changes nothing, when the value is not an integer or the sum leaves the
-// int64 range; a value set to something else by a concurrent request
-// fails the commit the same way.
+// changes nothing, when the value is not an integer, or when the sum, or
+// the total this request adds to the stored value, leaves the int64
+// range; a value set to something else by a concurrent request fails the
+// commit the same way.
 func (s *Session) Add(key string, delta int64) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

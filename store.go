@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -230,14 +229,6 @@ func addInt(raw json.RawMessage, d int64) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %d + %d overflows int64", ErrNotInteger, n, d)
 	}
 	return strconv.AppendInt(nil, n+d, 10), nil
-}
-
-// clone returns a deep copy of c.
-func (c *Change) clone() *Change {
-	d := *c
-	d.Values = maps.Clone(c.Values)
-	d.Add = maps.Clone(c.Add)
-	return &d
 }
 
 // CASStore is what [UpdateCAS] needs of a backend that has only a read and a
