@@ -190,13 +190,13 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 	if from != nil || id == "" {
 		id = m.ids.newID()
 	}
-	key := m.ids.key(id)
+	key := m.ids.storeKey(id)
 	err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	if errors.Is(err, ErrExists) {
 		// 2^-256 for random ids; a store with its own key scheme may
 		// still have a stale row under a client-chosen id.
 		id = m.ids.newID()
-		key = m.ids.key(id)
+		key = m.ids.storeKey(id)
 		err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	}
 	if err != nil {

@@ -59,11 +59,11 @@ const (
 
 // ids generates, checks and signs session ids.
 type ids struct {
-	name  string
-	bytes int      // random bytes in an id
-	chars int      // length of an id in the cookie, unsigned
-	keys  [][]byte // signing keys: the first signs, all verify
-	key   func(id string) string
+	name        string
+	bytes       int      // random bytes in an id
+	chars       int      // length of an id in the cookie, unsigned
+	signingKeys [][]byte // the first signs, all verify
+	storeKey    func(id string) string
 }
 
 // newID returns a fresh random id: base64url without padding, so it needs no
@@ -111,10 +111,10 @@ func (x *ids) validID(v string) bool {
 // sign returns the cookie value for id: the id itself, or id.signature when
 // keys are configured.
 func (x *ids) sign(id string) string {
-	if len(x.keys) == 0 {
+	if len(x.signingKeys) == 0 {
 		return id
 	}
-	return id + "." + x.mac(x.keys[0], id)
+	return id + "." + x.mac(x.signingKeys[0], id)
 }
 
 func (x *ids) mac(key []byte, id string) string {
@@ -126,10 +126,10 @@ func (x *ids) mac(key []byte, id string) string {
 }
 
 // verify returns the id carried by a cookie value, or "" when the value is
-// not one this server issued. With keys, every key is tried in constant
+// not one this server issued. With signing keys, each is tried in constant
 // time, and an unsigned value is refused: there is no fallback.
 func (x *ids) verify(v string) string {
-	if len(x.keys) == 0 {
+	if len(x.signingKeys) == 0 {
 		if x.validID(v) {
 			return v
 		}
@@ -143,7 +143,7 @@ func (x *ids) verify(v string) string {
 		return ""
 	}
 	ok := 0
-	for _, k := range x.keys {
+	for _, k := range x.signingKeys {
 		if hmac.Equal([]byte(sig), []byte(x.mac(k, id))) {
 			ok = 1
 		}

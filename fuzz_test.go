@@ -34,7 +34,7 @@ var fzKeys = [][]byte{
 }
 
 func fzIDs(keys [][]byte) *ids {
-	return &ids{name: fzName, bytes: 32, chars: 43, keys: keys, key: hashKey}
+	return &ids{name: fzName, bytes: 32, chars: 43, signingKeys: keys, storeKey: hashKey}
 }
 
 // fzRefMAC computes a cookie signature from its definition, HMAC-SHA256 of
@@ -183,7 +183,7 @@ func FuzzCookieHeader(f *testing.F) {
 		// Through the middleware: exactly the accepted id's key, or nothing.
 		if fzHeaderValue(header) {
 			st := &fzStore{}
-			m, err := New(Options{Store: st, Keys: keys})
+			m, err := New(Options{Store: st, SigningKeys: keys})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +260,7 @@ func FuzzVerifySigned(f *testing.F) {
 		if fzIDs(nil).verify(signed) != "" {
 			t.Fatal("unsigned mode accepted a signed value")
 		}
-		other := &ids{name: "OTHER", bytes: 32, chars: 43, keys: [][]byte{key1}, key: hashKey}
+		other := &ids{name: "OTHER", bytes: 32, chars: 43, signingKeys: [][]byte{key1}, storeKey: hashKey}
 		if other.verify(signed) != "" {
 			t.Fatal("a signature for one cookie name verified for another")
 		}

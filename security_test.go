@@ -744,7 +744,7 @@ func TestCookieConfigErrorsNameTheSetting(t *testing.T) {
 		{"SameSite None without Secure", session.Options{Cookie: session.CookieOptions{SameSite: http.SameSiteNoneMode}}, []string{"SameSite", "Secure"}},
 		{"Partitioned without Secure", session.Options{Cookie: session.CookieOptions{Partitioned: true}}, []string{"Partitioned", "Secure"}},
 		{"Path with a semicolon", session.Options{Cookie: session.CookieOptions{Path: "/a;Domain=evil.test"}}, []string{"Path"}},
-		{"signing key too short", session.Options{Keys: [][]byte{secKey(1), []byte("short")}}, []string{"Keys[1]"}},
+		{"signing key too short", session.Options{SigningKeys: [][]byte{secKey(1), []byte("short")}}, []string{"SigningKeys[1]"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1022,9 +1022,9 @@ func TestSignedIDsRefuseForgeries(t *testing.T) {
 	mem := newMemory(t)
 	st := &countingStore{Store: mem}
 	routes := map[string]http.HandlerFunc{"/login": secLogin, "/": secWho}
-	main := secServer(t, secManager(t, session.Options{Store: st, Keys: [][]byte{secKey(1)}}), routes)
-	otherKey := secServer(t, secManager(t, session.Options{Store: st, Keys: [][]byte{secKey(2)}}), routes)
-	otherName := secServer(t, secManager(t, session.Options{Store: st, Keys: [][]byte{secKey(1)}, CookieName: "OTHER"}), routes)
+	main := secServer(t, secManager(t, session.Options{Store: st, SigningKeys: [][]byte{secKey(1)}}), routes)
+	otherKey := secServer(t, secManager(t, session.Options{Store: st, SigningKeys: [][]byte{secKey(2)}}), routes)
+	otherName := secServer(t, secManager(t, session.Options{Store: st, SigningKeys: [][]byte{secKey(1)}, CookieName: "OTHER"}), routes)
 
 	login := func(srv *httptest.Server, name string) string {
 		res, _ := secDo(t, "GET", srv.URL+"/login", nil, nil)
@@ -1098,9 +1098,9 @@ func TestSigningKeyRotation(t *testing.T) {
 	routes := map[string]http.HandlerFunc{"/login": secLogin, "/regen": func(w http.ResponseWriter, r *http.Request) {
 		session.FromContext(r.Context()).Regenerate()
 	}, "/": secWho}
-	before := secServer(t, secManager(t, session.Options{Store: st, Keys: [][]byte{oldKey}}), routes)
-	during := secServer(t, secManager(t, session.Options{Store: st, Keys: [][]byte{newKey, oldKey}}), routes)
-	after := secServer(t, secManager(t, session.Options{Store: st, Keys: [][]byte{newKey}}), routes)
+	before := secServer(t, secManager(t, session.Options{Store: st, SigningKeys: [][]byte{oldKey}}), routes)
+	during := secServer(t, secManager(t, session.Options{Store: st, SigningKeys: [][]byte{newKey, oldKey}}), routes)
+	after := secServer(t, secManager(t, session.Options{Store: st, SigningKeys: [][]byte{newKey}}), routes)
 	who := func(srv *httptest.Server, v string) string {
 		_, body := secDo(t, "GET", srv.URL+"/", nil, nil, "SESSION_ID="+v)
 		return body
@@ -1209,7 +1209,7 @@ func TestLogsNeverContainIDs(t *testing.T) {
 	faults := &secFaultStore{Store: corrupt}
 	m := secManager(t, session.Options{
 		Store:       faults,
-		Keys:        [][]byte{secKey(7)},
+		SigningKeys: [][]byte{secKey(7)},
 		Logger:      secLogger(&logs),
 		LockTimeout: 50 * time.Millisecond,
 		IdleTimeout: 2 * time.Second,

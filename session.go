@@ -53,11 +53,11 @@ type Options struct {
 	// saved, or reported to ErrorHandler, within this time. Default 10
 	// seconds.
 	CommitTimeout time.Duration
-	// Keys, when set, sign the id in the cookie with HMAC-SHA256: a forged
-	// or random id is refused in constant time before any store call.
-	// The first key signs and every key verifies, so keys rotate by
-	// putting a new key first. Each key must be at least 32 bytes.
-	Keys [][]byte
+	// SigningKeys, when set, sign the id in the cookie with HMAC-SHA256: a
+	// forged or random id is refused in constant time before any store
+	// call. The first signing key signs and every one verifies, so they
+	// rotate by putting a new one first. Each must be at least 32 bytes.
+	SigningKeys [][]byte
 	// MaxSize caps the encoded size of one session's values in bytes; a
 	// commit over it fails with an error wrapping ErrTooLarge. Default
 	// 128 KiB.
@@ -179,17 +179,17 @@ func New(opts Options) (*Manager, error) {
 		m.Close()
 		return nil, fmt.Errorf("%w: Lock is set but the store (%T) does not implement session.Locker", ErrInvalidOptions, m.store)
 	}
-	m.ids = ids{name: name, bytes: 32, key: hashKey}
+	m.ids = ids{name: name, bytes: 32, storeKey: hashKey}
 	if ks, ok := m.store.(KeyScheme); ok {
-		m.ids.bytes, m.ids.key = ks.IDBytes(), ks.Key
+		m.ids.bytes, m.ids.storeKey = ks.IDBytes(), ks.Key
 		if m.ids.bytes < 16 {
 			m.Close()
 			return nil, fmt.Errorf("%w: the store's KeyScheme asks for %d-byte ids; at least 16 are needed", ErrInvalidOptions, m.ids.bytes)
 		}
 	}
 	m.ids.chars = (m.ids.bytes*8 + 5) / 6
-	for _, k := range opts.Keys {
-		m.ids.keys = append(m.ids.keys, slices.Clone(k))
+	for _, k := range opts.SigningKeys {
+		m.ids.signingKeys = append(m.ids.signingKeys, slices.Clone(k))
 	}
 	return m, nil
 }
@@ -203,9 +203,9 @@ func (m *Manager) check(opts Options, name string) error {
 	case opts.MaxSize < 0:
 		return fmt.Errorf("option MaxSize must not be negative")
 	}
-	for i, k := range opts.Keys {
+	for i, k := range opts.SigningKeys {
 		if len(k) < minKeyBytes {
-			return fmt.Errorf("option Keys[%d] has %d bytes; signing keys need at least %d random bytes", i, len(k), minKeyBytes)
+			return fmt.Errorf("option SigningKeys[%d] has %d bytes; signing keys need at least %d random bytes", i, len(k), minKeyBytes)
 		}
 	}
 	return opts.Cookie.check(name)
@@ -336,7 +336,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	if id != "" {
 		s.cookieID = id
-		key := m.ids.key(id)
+		key := m.ids.storeKey(id)
 		if lock {
 			lease, err := m.acquire(s.ctx, key)
 			if err != nil {
@@ -374,7 +374,7 @@ func (m *Manager) serveNested(w http.ResponseWriter, r *http.Request, next http.
 		next.ServeHTTP(w, r)
 		return
 	}
-	lease, err := m.acquire(s.ctx, m.ids.key(cookieID))
+	lease, err := m.acquire(s.ctx, m.ids.storeKey(cookieID))
 	if err != nil {
 		m.onError(w, r, err)
 		return
@@ -511,7 +511,7 @@ func (s *Session) reload() error {
 		id = s.id
 	}
 	s.id, s.key, s.base = "", "", nil
-	return s.load(id, s.m.ids.key(id))
+	return s.load(id, s.m.ids.storeKey(id))
 }
 
 // ID returns the session's id, choosing one for a new session. It is the

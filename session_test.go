@@ -724,7 +724,7 @@ func TestInvalidOptions(t *testing.T) {
 		"negative StoreTimeout":  {StoreTimeout: -time.Second},
 		"negative CommitTimeout": {CommitTimeout: -time.Second},
 		"negative MaxAge":        {Cookie: session.CookieOptions{MaxAge: -time.Second}},
-		"short key":              {Keys: [][]byte{[]byte("short")}},
+		"short key":              {SigningKeys: [][]byte{[]byte("short")}},
 		"lock without locker":    {Store: expiredStore{session.NewMemoryStore(session.MemoryOptions{})}, Lock: true},
 	}
 	for name, opts := range cases {

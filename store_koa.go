@@ -218,7 +218,7 @@ func (s *KoaStore) IDBytes() int {
 }
 
 // Key implements [KeyScheme]: the row id is the prefix and the id, as
-// koa-session-minimal builds it. Keys are the ids themselves, not hashes,
+// koa-session-minimal builds it. Store keys are the ids themselves, not hashes,
 // because Koa looks rows up by id: protect the table as you would the
 // cookies.
 func (s *KoaStore) Key(id string) string {

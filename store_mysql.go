@@ -187,7 +187,7 @@ func buildMySQLQueries(table string) mysqlQueries {
 
 // CreateTableSQL returns the CREATE TABLE statement for the store's table,
 // for deployments that run their own migrations with NoCreateTable set.
-// Keys are ASCII and compared byte by byte; data holds the values as one
+// Store keys are ASCII and compared byte by byte; data holds the values as one
 // readable JSON object of up to 16 MB; times are UTC with microseconds and
 // no 2038 limit; a NULL deadline_at means no absolute deadline.
 func (s *MySQLStore) CreateTableSQL() string {
