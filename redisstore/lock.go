@@ -63,6 +63,10 @@ func (s *Store) Lock(ctx context.Context, key string) (session.Lease, error) {
 	for {
 		ok, err := s.c.SetNX(ctx, lockKey, token, s.lockTTL).Result()
 		if err != nil {
+			// The SET may have taken the lock before the answer was lost
+			// (a deadline mid-call): release it, or the session would stay
+			// locked for LockTTL.
+			go s.releaseToken(lockKey, token)
 			s.leave(key, q)
 			if ctx.Err() != nil {
 				return nil, lockErr(ctx)
@@ -100,6 +104,13 @@ func (s *Store) Lock(ctx context.Context, key string) (session.Lease, error) {
 	}
 	go l.renew()
 	return l, nil
+}
+
+// releaseToken deletes the lock lockKey if it holds token.
+func (s *Store) releaseToken(lockKey, token string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.lockTTL)
+	defer cancel()
+	return releaseScript.Run(ctx, s.c, []string{lockKey}, token).Int()
 }
 
 func lockErr(ctx context.Context) error {
@@ -207,9 +218,7 @@ func (l *lease) Unlock() error {
 		if l.lost.Load() {
 			l.err = fmt.Errorf("redisstore: unlock: %w", session.ErrLockLost)
 		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), l.s.lockTTL)
-			n, err := releaseScript.Run(ctx, l.s.c, []string{l.lockKey}, l.token).Int()
-			cancel()
+			n, err := l.s.releaseToken(l.lockKey, l.token)
 			switch {
 			case err != nil:
 				// The lock expires by itself within LockTTL.

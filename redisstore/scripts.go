@@ -177,7 +177,11 @@ end
 sets[#sets + 1] = 'size'; sets[#sets + 1] = string.format('%.0f', size)
 sets[#sets + 1] = 'version'; sets[#sets + 1] = string.format('%.0f', version)
 sets[#sets + 1] = 'expires'; sets[#sets + 1] = expires
-if owner ~= '' then sets[#sets + 1] = 'owner'; sets[#sets + 1] = owner else dels[#dels + 1] = 'owner' end
+if owner ~= '' then
+  sets[#sets + 1] = 'owner'; sets[#sets + 1] = owner
+else
+  dels[#dels + 1] = 'owner'; dels[#dels + 1] = 'indexed'
+end
 if indexed then sets[#sets + 1] = 'indexed'; sets[#sets + 1] = indexed end
 if m[8] then dels[#dels + 1] = 'nulls' end
 hdel(rec, dels)
