@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	scsredis "github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
 	goredis "github.com/redis/go-redis/v9"
 
