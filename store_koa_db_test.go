@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestKoaConformance(t *testing.T) {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, _, table := koaTestTable(t, form.koaForm)
 			opts := session.KoaOptions{Table: table, CleanupInterval: 20 * time.Millisecond}
-			sessiontest.RunWith(t, sessiontest.RunOptions{NoOwner: true, NoCreatedDeadline: true, Precision: time.Millisecond},
+			sessiontest.RunWith(t, sessiontest.RunOptions{NoCreatedDeadline: true, Precision: time.Millisecond},
 				func(t *testing.T) session.Store { return openKoaTestStore(t, cfg, opts) })
 		})
 	}
@@ -131,13 +132,13 @@ func TestKoaRowFormat(t *testing.T) {
 	}
 }
 
-// TestKoaVersionMatchesServer: the version Create and Save compute in Go is
-// the one the server's MD5 gives, so a record saved again without a reload
-// is no conflict, and a write by anyone else is.
+// TestKoaVersionMatchesServer: the version Create and Update compute in Go
+// is the one the server's MD5 gives (Load reads LEFT(MD5(data), 16)), for
+// text well outside ASCII too.
 func TestKoaVersionMatchesServer(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
-			cfg, db, table := koaTestTable(t, form.koaForm)
+			cfg, _, table := koaTestTable(t, form.koaForm)
 			s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
 			ctx := t.Context()
 			key := s.Key("df447QCiOpkU_VDcze_jd6vh0PGImIUB")
@@ -145,38 +146,66 @@ func TestKoaVersionMatchesServer(t *testing.T) {
 			if err := s.Create(ctx, key, rec); err != nil {
 				t.Fatal(err)
 			}
-			for i := 2; i <= 3; i++ {
-				rec.Values = map[string]json.RawMessage{"count": json.RawMessage(string(rune('0' + i)))}
-				if err := s.Save(ctx, key, rec); err != nil {
-					t.Fatalf("Save #%d with the version the last write returned: %v", i, err)
+			check := func(what string, version int64) {
+				t.Helper()
+				loaded, err := s.Load(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if loaded.Version != version {
+					t.Fatalf("version after %s = %x, the server's MD5 gives %x", what, version, loaded.Version)
 				}
 			}
-			loaded, err := s.Load(ctx, key)
-			if err != nil {
+			check("Create", rec.Version)
+			for i := 2; i <= 3; i++ {
+				got, err := s.Update(ctx, key, &session.Change{Add: map[string]int64{"count": 1}, Values: map[string]json.RawMessage{"more": json.RawMessage(`"ü 😀"`)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got.Values["count"]) != fmt.Sprint(i) {
+					t.Fatalf("count %s after Update #%d", got.Values["count"], i)
+				}
+				check(fmt.Sprintf("Update #%d", i), got.Version)
+			}
+		})
+	}
+}
+
+// TestKoaUpdateKeepsKoaWrite: Koa writes with a blind upsert and no row
+// lock; a Go Update that comes after applies its change to the row as Koa
+// left it, so a value only Koa set is kept.
+func TestKoaUpdateKeepsKoaWrite(t *testing.T) {
+	for _, form := range koaTableForms {
+		t.Run(form.name, func(t *testing.T) {
+			cfg, db, table := koaTestTable(t, form.koaForm)
+			s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
+			ctx := t.Context()
+			key := s.Key("df447QCiOpkU_VDcze_jd6vh0PGImIUB")
+			if err := s.Create(ctx, key, &session.Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`)}, Expires: time.Now().Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			if loaded.Version != rec.Version || string(loaded.Values["count"]) != "3" {
-				t.Fatalf("Load = version %d, count %s; want %d, 3", loaded.Version, loaded.Values["count"], rec.Version)
-			}
-
-			// Koa's blind upsert lands between Go's load and save.
+			// Koa's write lands between Go's load and Go's commit.
 			koaUpsert := "INSERT INTO `" + table + "`(id, expires, data) VALUES(?, ?, ?) ON DUPLICATE KEY UPDATE expires=?, data =?"
 			exp := time.Now().Add(24 * time.Hour).UnixMilli()
 			koaData := `{"count":4,"from":"koa"}`
 			if _, err := db.Exec(koaUpsert, key, exp, koaData, exp, koaData); err != nil {
 				t.Fatal(err)
 			}
-			next := *loaded
-			next.Values = map[string]json.RawMessage{"count": json.RawMessage(`4`)}
-			if err := s.Save(ctx, key, &next); !errors.Is(err, session.ErrConflict) {
-				t.Fatalf("Save after Koa wrote the row = %v, want ErrConflict", err)
+			got, err := s.Update(ctx, key, &session.Change{Add: map[string]int64{"count": 1}, Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+			if err != nil {
+				t.Fatal(err)
 			}
 			again, err := s.Load(ctx, key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(again.Values["from"]) != `"koa"` {
-				t.Fatalf("Load after Koa's write = %s", again.Values)
+			for _, rec := range []*session.Record{got, again} {
+				if string(rec.Values["from"]) != `"koa"` || string(rec.Values["count"]) != "5" || string(rec.Values["theme"]) != `"dark"` {
+					t.Fatalf("after Koa's write and Go's Update: %s; want Koa's value kept, its count added to, Go's value set", rec.Values)
+				}
+			}
+			if again.Version != got.Version || !again.Expires.Equal(time.UnixMilli(exp)) {
+				t.Errorf("Load = version %x expiry %v, Update returned %x; want the same version and Koa's expiry", again.Version, again.Expires, got.Version)
 			}
 		})
 	}

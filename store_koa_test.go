@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -34,7 +35,8 @@ const (
 	sqlKoaCheck         = "SELECT LEFT(MD5(data), 16), expires FROM `_mysql_session_store` WHERE id = ? AND expires > ?"
 	sqlKoaInsert        = "INSERT INTO `_mysql_session_store` (id, expires, data) VALUES (?, ?, ?)"
 	sqlKoaDeleteExpKey  = "DELETE FROM `_mysql_session_store` WHERE id = ? AND expires <= ?"
-	sqlKoaSave          = "UPDATE `_mysql_session_store` SET data = ?, expires = ? WHERE id = ? AND expires > ? AND LEFT(MD5(data), 16) = ?"
+	sqlKoaLockRow       = "SELECT id, data, expires FROM `_mysql_session_store` WHERE id = ? AND expires > ? FOR UPDATE"
+	sqlKoaUpdate        = "UPDATE `_mysql_session_store` SET data = ?, expires = ? WHERE id = ?"
 	sqlKoaTouch         = "UPDATE `_mysql_session_store` SET expires = ? WHERE id = ? AND expires > ?"
 	sqlKoaDelete        = "DELETE FROM `_mysql_session_store` WHERE id = ?"
 	sqlKoaDeleteExpired = "DELETE FROM `_mysql_session_store` WHERE expires <= ? LIMIT ?"
@@ -179,8 +181,8 @@ func TestKoaVersion(t *testing.T) {
 		sum := md5.Sum([]byte(data))
 		want := hex.EncodeToString(sum[:])[:16]
 		v := koaVersion(data)
-		if got := koaVersionHex(v); got != want {
-			t.Errorf("koaVersionHex(koaVersion(%s)) = %s, want %s", data, got, want)
+		if got := koaHex(v); got != want {
+			t.Errorf("koaVersion(%s) = %s, want %s", data, got, want)
 		}
 		if back, err := koaParseVersion(want); err != nil || back != v {
 			t.Errorf("koaParseVersion(%s) = %d, %v, want %d", want, back, err, v)
@@ -191,6 +193,11 @@ func TestKoaVersion(t *testing.T) {
 			t.Errorf("koaParseVersion(%q) gave no error", bad)
 		}
 	}
+}
+
+// koaHex shows a Koa version as the SQL's LEFT(MD5(data), 16) does.
+func koaHex(v int64) string {
+	return fmt.Sprintf("%016x", uint64(v))
 }
 
 func TestKoaLoad(t *testing.T) {
@@ -341,7 +348,7 @@ func TestKoaCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := md5.Sum([]byte(data))
-	if got, want := koaVersionHex(rec.Version), hex.EncodeToString(sum[:])[:16]; got != want {
+	if got, want := koaHex(rec.Version), hex.EncodeToString(sum[:])[:16]; got != want {
 		t.Errorf("rec.Version = %s after Create, want the MD5 prefix %s of the stored data", got, want)
 	}
 }
@@ -393,97 +400,150 @@ func TestKoaBadRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-			for _, op := range []struct {
-				name string
-				call func() error
-			}{
-				{"create", func() error { return s.Create(context.Background(), tt.key, tt.rec()) }},
-				{"save", func() error { return s.Save(context.Background(), tt.key, tt.rec()) }},
-			} {
-				err := op.call()
-				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "session: koa: "+op.name) {
-					t.Errorf("%s = %v, want an error mentioning %q", op.name, err, tt.want)
-				}
-				if tt.is != nil && !errors.Is(err, tt.is) {
-					t.Errorf("%s = %v, want it to wrap %v", op.name, err, tt.is)
-				}
+			err := s.Create(context.Background(), tt.key, tt.rec())
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "session: koa: create") {
+				t.Errorf("Create = %v, want an error mentioning %q", err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("Create = %v, want it to wrap %v", err, tt.is)
 			}
 		})
 	}
 }
 
-func TestKoaSave(t *testing.T) {
-	// The record was loaded with data that hashed to loaded, and now
-	// carries mockValuesSQL, whose hash is koaValuesHash.
-	const other = "0123456789abcdef"
-	check := func(hash string, expires int64) *sqlmock.Rows {
-		return sqlmock.NewRows([]string{"hash", "expires"}).AddRow(hash, expires)
-	}
+// koaLockCols are the columns of Update's SELECT ... FOR UPDATE.
+var koaLockCols = []string{"id", "data", "expires"}
+
+// koaLockedRow is the row a Koa Update reads: data under koaMockKey,
+// expiring at koaExpiresMS.
+func koaLockedRow(data driver.Value) *sqlmock.Rows {
+	return sqlmock.NewRows(koaLockCols).AddRow([]byte(koaMockKey), data, koaExpiresMS)
+}
+
+// TestKoaUpdate: as on MySQL, one transaction reads the row with its lock,
+// applies the change to what Koa or Go stored last, and writes data and
+// expires back (or deletes the row when no value is left). The version it
+// returns is the MD5 prefix of the data it stored, as Load would read it.
+func TestKoaUpdate(t *testing.T) {
+	later := mockExpires.Add(time.Hour)
 	tests := []struct {
-		name   string
-		loaded string
-		expect func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec)
-		want   error
+		name  string
+		row   string
+		ch    *Change
+		write func(m sqlmock.Sqlmock)
+		want  *Record
 	}{
-		{"saved", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 1))
-		}, nil},
-		{"data changed since the load", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check("fedcba9876543210", koaExpiresMS))
-		}, ErrConflict},
-		// Another writer stored the very data this save carries (two
-		// increments from the same count): a conflict, or one increment
-		// would be lost.
-		{"another writer stored the same change", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check(koaValuesHash, koaExpiresMS))
-		}, ErrConflict},
-		// MySQL reports a row set to what it held as unchanged: writing
-		// back the loaded data and expiry is a successful save.
-		{"unchanged data and expiry", koaValuesHash, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check(koaValuesHash, koaExpiresMS))
-		}, nil},
-		{"unchanged data, another expiry stored meanwhile", koaValuesHash, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(check(koaValuesHash, koaExpiresMS+1))
-		}, ErrConflict},
-		// Koa's table allows NULL data, whose MD5 is NULL.
-		{"row holds NULL data", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(
-				sqlmock.NewRows([]string{"hash", "expires"}).AddRow(nil, koaExpiresMS))
-		}, ErrConflict},
-		{"row deleted or expired", other, func(m sqlmock.Sqlmock, save *sqlmock.ExpectedExec) {
-			save.WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(sqlmock.NewRows([]string{"hash", "expires"}))
-		}, ErrNotFound},
+		{"merged onto the stored row", mockValuesSQL, &Change{
+			Values:  map[string]json.RawMessage{"user_id": nil, "name": json.RawMessage(`"zoë 😀"`)},
+			Add:     map[string]int64{"count": 2},
+			Expires: later,
+		}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaUpdate).WithArgs(`{"count":3,"name":"zoë 😀"}`, later.UnixMilli(), koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`3`), "name": json.RawMessage(`"zoë 😀"`)}, Expires: later, Version: koaVersion(`{"count":3,"name":"zoë 😀"}`)}},
+		// Koa keeps insertion order and writes NaN as null: the change
+		// applies to the values, and the null is dropped on the way back.
+		{"row written by Koa", `{"user_id":"k3j2","count":null}`, &Change{Add: map[string]int64{"count": 1}}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaUpdate).WithArgs(`{"count":1,"user_id":"k3j2"}`, koaExpiresMS, koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`), "user_id": json.RawMessage(`"k3j2"`)}, Expires: mockExpires, Version: koaVersion(`{"count":1,"user_id":"k3j2"}`)}},
+		// MySQL reports a row set to what it held as unchanged (0 rows
+		// affected): writing back the same data and expiry is a success.
+		{"unchanged data and expiry", mockValuesSQL, &Change{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`)}}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaUpdate).WithArgs(mockValuesSQL, koaExpiresMS, koaMockKey).WillReturnResult(sqlmock.NewResult(0, 0))
+		}, &Record{Values: mockValues, Expires: mockExpires, Version: koaVersion(mockValuesSQL)}},
+		// An emptied session is deleted, never written as the empty
+		// object Koa would read as a new visitor's session.
+		{"emptied: the row is deleted", mockValuesSQL, &Change{Clear: true}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{Values: map[string]json.RawMessage{}, Expires: mockExpires}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-			tt.expect(mock, mock.ExpectExec(sqlKoaSave).WithArgs(mockValuesSQL, koaExpiresMS, koaMockKey, koaNowMS, tt.loaded))
-			loaded, err := koaParseVersion(tt.loaded)
+			mock.ExpectBegin()
+			mock.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS).WillReturnRows(koaLockedRow(tt.row))
+			tt.write(mock)
+			mock.ExpectCommit()
+			rec, err := s.Update(context.Background(), koaMockKey, tt.ch)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := &Record{Values: mockValues, Expires: mockExpires, Version: loaded}
-			err = s.Save(context.Background(), koaMockKey, rec)
-			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-				t.Fatalf("Save = %v, want %v", err, tt.want)
-			}
-			// A saved record carries the hash of what it stored; a failed
-			// save leaves the version it was given.
-			want := tt.loaded
-			if err == nil {
-				want = koaValuesHash
-			}
-			if got := koaVersionHex(rec.Version); got != want {
-				t.Errorf("rec.Version = %s after Save, want %s", got, want)
-			}
+			checkRecord(t, rec, tt.want)
 		})
 	}
+}
+
+// TestKoaUpdateRolledBack: a change that cannot apply to the stored row, or
+// that Koa's table cannot hold, writes nothing: the transaction is rolled
+// back.
+func TestKoaUpdateRolledBack(t *testing.T) {
+	alice := "alice"
+	set := &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
+	tests := []struct {
+		name string
+		row  *sqlmock.Rows
+		ch   *Change
+		is   error
+		want string
+	}{
+		{"no live row", sqlmock.NewRows(koaLockCols), set, ErrNotFound, ""},
+		// Koa's own table matches ids ignoring case and trailing spaces; a
+		// row under another id is not this session's.
+		{"row of a case-swapped id", sqlmock.NewRows(koaLockCols).AddRow([]byte(strings.ToUpper(koaMockKey)), mockValuesSQL, koaExpiresMS), set, ErrNotFound, ""},
+		{"row of a space-padded id", sqlmock.NewRows(koaLockCols).AddRow([]byte(koaMockKey+" "), mockValuesSQL, koaExpiresMS), set, ErrNotFound, ""},
+		// Koa's table allows NULL data.
+		{"NULL data", koaLockedRow(nil), set, ErrCorrupt, "NULL data"},
+		{"data not an object", koaLockedRow("[1,2]"), set, ErrCorrupt, "not a JSON object"},
+		{"too large", koaLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"big": json.RawMessage(`"0123456789"`)}, MaxSize: 40}, ErrTooLarge, "limit 40"},
+		{"add to a string", koaLockedRow(mockValuesSQL), &Change{Add: map[string]int64{"user_id": 1}}, ErrNotInteger, `"user_id"`},
+		{"owner", koaLockedRow(mockValuesSQL), &Change{Owner: &alice}, errors.ErrUnsupported, "no owner column"},
+		{"value not JSON", koaLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`{`)}}, nil, "not valid UTF-8 JSON"},
+		{"expires past JavaScript's dates", koaLockedRow(mockValuesSQL), &Change{Expires: time.Date(275761, 1, 1, 0, 0, 0, 0, time.UTC)}, nil, "Koa row"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			mock.ExpectBegin()
+			mock.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS).WillReturnRows(tt.row)
+			mock.ExpectRollback()
+			rec, err := s.Update(context.Background(), koaMockKey, tt.ch)
+			checkRefusedUpdate(t, "session: koa: update", rec, err, tt.is, tt.want)
+		})
+	}
+	for _, tt := range []struct {
+		name, key string
+		ch        *Change
+		want      string
+	}{
+		{"empty key", "", set, "invalid key"},
+		{"key with space", koaMockKey + " ", set, "invalid key"},
+		{"nil change", koaMockKey, nil, "nil change"},
+	} {
+		t.Run(tt.name+" sends nothing", func(t *testing.T) {
+			s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			rec, err := s.Update(context.Background(), tt.key, tt.ch)
+			checkRefusedUpdate(t, "session: koa: update", rec, err, nil, tt.want)
+		})
+	}
+}
+
+// TestKoaUpdateSteps runs the transaction into a failure at each step.
+func TestKoaUpdateSteps(t *testing.T) {
+	runUpdateSteps(t, updateTx[*KoaStore]{
+		prefix: "session: koa: update",
+		open: func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
+			return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+		},
+		lock: func(m sqlmock.Sqlmock) *sqlmock.ExpectedQuery {
+			return m.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS)
+		},
+		row: func() *sqlmock.Rows { return koaLockedRow(mockValuesSQL) },
+		write: func(m sqlmock.Sqlmock) *sqlmock.ExpectedExec {
+			return m.ExpectExec(sqlKoaUpdate).WithArgs(`{"count":1,"theme":"dark","user_id":"k3j2"}`, koaExpiresMS, koaMockKey)
+		},
+		update: func(ctx context.Context, s *KoaStore) (*Record, error) {
+			return s.Update(ctx, koaMockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+		},
+	})
 }
 
 func TestKoaTouch(t *testing.T) {
@@ -543,17 +603,24 @@ func TestKoaDelete(t *testing.T) {
 	}
 }
 
-// TestKoaDeleteOwner: Koa's table has no owner column; an owner is refused
-// with ErrUnsupported, and the empty owner removes nothing, as for every
-// store. Neither sends a statement.
-func TestKoaDeleteOwner(t *testing.T) {
+// TestKoaNoOwnerStore: Koa's table has no owner column, so the store does
+// not implement OwnerStore; the middleware's Revoke says so with
+// ErrUnsupported and sends no statement, and the empty owner removes
+// nothing, as for every store.
+func TestKoaNoOwnerStore(t *testing.T) {
 	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-	if n, err := s.DeleteOwner(context.Background(), "", koaMockKey); n != 0 || err != nil {
-		t.Errorf("DeleteOwner(\"\") = %d, %v, want 0, nil", n, err)
+	if _, ok := any(s).(OwnerStore); ok {
+		t.Fatal("KoaStore implements OwnerStore")
 	}
-	n, err := s.DeleteOwner(context.Background(), "alice", "")
-	if n != 0 || !errors.Is(err, errors.ErrUnsupported) || !strings.HasPrefix(err.Error(), "session: koa: delete owner") {
-		t.Errorf("DeleteOwner(alice) = %d, %v, want 0 and ErrUnsupported", n, err)
+	m, err := New(Options{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Revoke(context.Background(), ""); n != 0 || err != nil {
+		t.Errorf("Revoke(\"\") = %d, %v, want 0, nil", n, err)
+	}
+	if n, err := m.Revoke(context.Background(), "alice"); n != 0 || !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "OwnerStore") {
+		t.Errorf("Revoke(alice) = %d, %v, want 0 and ErrUnsupported", n, err)
 	}
 }
 
@@ -596,12 +663,18 @@ func TestKoaLock(t *testing.T) {
 	mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
-	unlock, err := s.Lock(ctx, koaMockKey)
+	lease, err := s.Lock(ctx, koaMockKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock()
-	unlock()
+	if ls, ok := lease.Store().(*KoaStore); !ok || ls == s || ls.lease == nil || ls.prefix != s.prefix || ls.life != s.life {
+		t.Errorf("lease.Store() = %T, want a *KoaStore bound to the lock's connection", lease.Store())
+	}
+	for range 2 {
+		if err := lease.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	mock.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(0))
 	if _, err := s.Lock(ctx, koaMockKey); !errors.Is(err, ErrLockTimeout) || !strings.HasPrefix(err.Error(), "session: koa: lock") {
 		t.Fatalf("Lock held elsewhere = %v, want ErrLockTimeout", err)
@@ -620,10 +693,13 @@ var koaOps = []koaOp{
 	}, func(ctx context.Context, s *KoaStore) error {
 		return s.Create(ctx, koaMockKey, &Record{Values: mockValues, Expires: mockExpires})
 	}},
-	{"save", func(m sqlmock.Sqlmock, d time.Duration, err error) {
-		m.ExpectExec(sqlKoaSave).WithArgs(mockValuesSQL, koaExpiresMS, koaMockKey, koaNowMS, "0000000000000004").WillDelayFor(d).WillReturnError(err)
+	{"update", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectBegin()
+		m.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS).WillDelayFor(d).WillReturnError(err)
+		m.ExpectRollback()
 	}, func(ctx context.Context, s *KoaStore) error {
-		return s.Save(ctx, koaMockKey, &Record{Values: mockValues, Expires: mockExpires, Version: 4})
+		_, err := s.Update(ctx, koaMockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+		return err
 	}},
 	{"touch", func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillDelayFor(d).WillReturnError(err)
@@ -645,8 +721,8 @@ func TestKoaErrors(t *testing.T) {
 		}, koaOps)
 }
 
-// TestKoaRetryOnce: a deadlock or lock wait timeout costs one retry, and the
-// retry's result is the call's.
+// TestKoaRetryOnce: a deadlock costs one retry, whose result is the call's;
+// a lock wait timeout none.
 func TestKoaRetryOnce(t *testing.T) {
 	runSQLRetryOnce(t, func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
 		return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
@@ -678,9 +754,15 @@ func TestKoaMiddleware(t *testing.T) {
 				t.Errorf("a read set a cookie: %s", h)
 			}
 		}},
+		// The change reaches the row as it is at commit time, in one
+		// transaction; with no value left, the row is deleted.
 		{"emptied session is deleted", "/clear", func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(koaRow(`{"count":1}`))
+			m.ExpectBegin()
+			m.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, sqlmock.AnyArg()).WillReturnRows(
+				sqlmock.NewRows(koaLockCols).AddRow([]byte(koaMockKey), `{"count":1}`, time.Now().Add(24*time.Hour).UnixMilli()))
 			m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+			m.ExpectCommit()
 		}, `{}`, func(t *testing.T, h string) {
 			if !strings.HasPrefix(h, "SESSION_ID=;") || !strings.Contains(h, "Path=/") || !strings.Contains(h, "Max-Age=0") {
 				t.Errorf("Set-Cookie = %q, want SESSION_ID expired at Path=/", h)

@@ -395,17 +395,17 @@ func TestMySQLBigValue(t *testing.T) {
 	if !bytes.Equal(got.Values["big"], big) {
 		t.Fatalf("the %d-byte value came back as %d bytes, changed", len(big), len(got.Values["big"]))
 	}
-	next := *got
-	next.Values = map[string]json.RawMessage{"big": big, "more": json.RawMessage(`"` + strings.Repeat("x", 1<<20) + `"`)}
-	if err := s.Save(ctx, "big", &next); err != nil {
+	// Update reads the 2 MB row back under its lock and writes 3 MB.
+	more := json.RawMessage(`"` + strings.Repeat("x", 1<<20) + `"`)
+	if _, err := s.Update(ctx, "big", &session.Change{Values: map[string]json.RawMessage{"more": more}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.Load(ctx, "big")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.Values["big"], big) || len(got.Values["more"]) != 1<<20+2 {
-		t.Fatal("the saved 3 MB record did not round-trip")
+	if !bytes.Equal(got.Values["big"], big) || !bytes.Equal(got.Values["more"], more) {
+		t.Fatal("the updated 3 MB record did not round-trip")
 	}
 }
 
@@ -495,7 +495,7 @@ func TestMySQLLockAcrossPools(t *testing.T) {
 			s := servers[w%2]
 			for range rounds {
 				lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				unlock, err := s.Lock(lctx, key)
+				lease, err := s.Lock(lctx, key)
 				cancel()
 				if err != nil {
 					t.Errorf("Lock: %v", err)
@@ -504,9 +504,11 @@ func TestMySQLLockAcrossPools(t *testing.T) {
 				if inside.Add(1) > 1 {
 					overlaps.Add(1)
 				}
-				err = increment(ctx, s, key)
+				err = increment(ctx, lease.Store(), key)
 				inside.Add(-1)
-				unlock()
+				if uerr := lease.Unlock(); uerr != nil {
+					t.Errorf("Unlock: %v", uerr)
+				}
 				if err != nil {
 					t.Errorf("increment under the lock: %v", err)
 					return
@@ -527,22 +529,24 @@ func TestMySQLLockAcrossPools(t *testing.T) {
 	}
 
 	// While one server holds the lock, the other times out.
-	unlock, err := servers[0].Lock(ctx, key)
+	lease, err := servers[0].Lock(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
+	defer lease.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if u, err := servers[1].Lock(wctx, key); !errors.Is(err, session.ErrLockTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	if l, err := servers[1].Lock(wctx, key); !errors.Is(err, session.ErrLockTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		if err == nil {
-			u()
+			l.Unlock()
 		}
 		t.Fatalf("Lock held by the other server = %v, want ErrLockTimeout and DeadlineExceeded", err)
 	}
 }
 
-// increment loads, adds one and saves; under the lock a conflict is a bug.
+// increment reads the count and writes it back plus one, as a handler's
+// read-modify-write does: exact only while nobody else writes in between,
+// which the lock must ensure.
 func increment(ctx context.Context, s session.Store, key string) error {
 	rec, err := s.Load(ctx, key)
 	if err != nil {
@@ -552,9 +556,8 @@ func increment(ctx context.Context, s session.Store, key string) error {
 	if err := json.Unmarshal(rec.Values["count"], &n); err != nil {
 		return err
 	}
-	next := *rec
-	next.Values = map[string]json.RawMessage{"count": json.RawMessage(fmt.Sprint(n + 1))}
-	return s.Save(ctx, key, &next)
+	_, err = s.Update(ctx, key, &session.Change{Values: map[string]json.RawMessage{"count": json.RawMessage(fmt.Sprint(n + 1))}})
+	return err
 }
 
 // connRecorder keeps every connection a pool dials, so a test can cut
@@ -585,7 +588,8 @@ func (r *connRecorder) cutAll() {
 
 // TestMySQLLockHolderDies: when the holder's connections die, as when its
 // server crashes, the database frees the lock at once; nobody waits for a
-// timeout.
+// timeout. The dead holder's store refuses to write (ErrLockLost), and its
+// Unlock reports the loss.
 func TestMySQLLockHolderDies(t *testing.T) {
 	cfg, table := mysqlTestTable(t)
 	ctx := t.Context()
@@ -597,7 +601,10 @@ func TestMySQLLockHolderDies(t *testing.T) {
 	holder := openMySQLTestStore(t, crashing, session.MySQLOptions{Table: table, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	other := openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table})
 
-	unlock, err := holder.Lock(ctx, "k")
+	if err := holder.Create(ctx, "k", &session.Record{Values: map[string]json.RawMessage{"n": json.RawMessage(`1`)}, Created: time.Now(), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := holder.Lock(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,17 +620,31 @@ func TestMySQLLockHolderDies(t *testing.T) {
 	// connection close, and far shorter than any lock timeout.
 	wctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	u, err := other.Lock(wctx, "k")
+	l, err := other.Lock(wctx, "k")
 	if err != nil {
 		t.Fatalf("Lock after the holder's connection died: %v", err)
 	}
 	t.Logf("lock free %v after the holder's connections were cut", time.Since(start))
-	u()
 
+	// While the other server holds the lock, the dead holder's writes
+	// fail: they would overwrite the new holder's work.
+	_, err = lease.Store().Update(ctx, "k", &session.Change{Values: map[string]json.RawMessage{"n": json.RawMessage(`2`)}})
+	if !errors.Is(err, session.ErrLockLost) {
+		t.Errorf("Update by the holder whose connection died = %v, want ErrLockLost", err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
 	// The dead holder's unlock cannot reach the server: it must neither
-	// hang nor panic, and it says so in the log.
-	unlock()
-	if !strings.Contains(logs.String(), "RELEASE_LOCK failed") {
-		t.Errorf("a failed release was not logged:\n%s", logs.String())
+	// hang nor panic, and it reports the loss.
+	if err := lease.Unlock(); !errors.Is(err, session.ErrLockLost) {
+		t.Errorf("Unlock of the dead holder = %v, want ErrLockLost", err)
+	}
+	row, err := other.Load(ctx, "k")
+	if err != nil || string(row.Values["n"]) != "1" {
+		t.Errorf("Load = %+v, %v; want the row as it was, n = 1", row, err)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the holder's store logged an error:\n%s", logs.String())
 	}
 }

@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +48,8 @@ const (
 	sqlExists        = "SELECT version FROM `sessions` WHERE id = ? AND expires_at > ?"
 	sqlInsert        = "INSERT INTO `sessions` (id, data, owner, created_at, expires_at, deadline_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)"
 	sqlDeleteExpKey  = "DELETE FROM `sessions` WHERE id = ? AND expires_at <= ?"
-	sqlSave          = "UPDATE `sessions` SET data = ?, owner = ?, created_at = ?, expires_at = ?, deadline_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?"
+	sqlLockRow       = "SELECT data, owner, created_at, expires_at, deadline_at, version FROM `sessions` WHERE id = ? AND expires_at > ? FOR UPDATE"
+	sqlUpdate        = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ?"
 	sqlTouch         = "UPDATE `sessions` SET expires_at = ? WHERE id = ? AND expires_at > ?"
 	sqlDelete        = "DELETE FROM `sessions` WHERE id = ?"
 	sqlDeleteOwner   = "DELETE FROM `sessions` WHERE owner = ? AND LENGTH(owner) = ? AND id <> ?"
@@ -448,59 +452,307 @@ func TestMySQLBadRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newMockStore(t, MySQLOptions{NoCreateTable: true})
-			for _, op := range []struct {
-				name string
-				call func() error
-			}{
-				{"create", func() error { return s.Create(context.Background(), tt.key, tt.rec()) }},
-				{"save", func() error { return s.Save(context.Background(), tt.key, tt.rec()) }},
-			} {
-				err := op.call()
-				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "session: mysql: "+op.name) {
-					t.Errorf("%s = %v, want an error mentioning %q", op.name, err, tt.want)
-				}
+			err := s.Create(context.Background(), tt.key, tt.rec())
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "session: mysql: create") {
+				t.Errorf("Create = %v, want an error mentioning %q", err, tt.want)
 			}
 		})
 	}
 }
 
-func TestMySQLSave(t *testing.T) {
-	saveArgs := []driver.Value{mockValuesSQL, "bob", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", mockKey, 7, mockNowSQL}
+// mockLockedRow is the row an Update's SELECT ... FOR UPDATE reads: data
+// (mockValuesSQL unless a test says otherwise), owned by alice, version 7.
+func mockLockedRow(data string) *sqlmock.Rows {
+	return sqlmock.NewRows(mockLoadCols).AddRow(data, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 7)
+}
+
+// TestMySQLUpdate: Update is one transaction, BEGIN, the row read with its
+// lock, the change applied in Go to what is stored now, the row written
+// back (or deleted when no value is left), COMMIT; the record it returns is
+// the one stored.
+func TestMySQLUpdate(t *testing.T) {
+	bob := "bob"
+	later := mockExpires.Add(time.Hour)
 	tests := []struct {
-		name   string
-		expect func(sqlmock.Sqlmock)
-		want   error
+		name  string
+		ch    *Change
+		write func(m sqlmock.Sqlmock)
+		want  *Record
 	}{
-		{"saved", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlSave).WithArgs(saveArgs...).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, nil},
-		{"newer version stored", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlSave).WithArgs(saveArgs...).WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlExists).WithArgs(mockKey, mockNowSQL).WillReturnRows(sqlmock.NewRows([]string{"version"}).AddRow(8))
-		}, ErrConflict},
-		{"row deleted or expired", func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlSave).WithArgs(saveArgs...).WillReturnResult(sqlmock.NewResult(0, 0))
-			m.ExpectQuery(sqlExists).WithArgs(mockKey, mockNowSQL).WillReturnRows(sqlmock.NewRows([]string{"version"}))
-		}, ErrNotFound},
+		{"merged onto the stored row", &Change{
+			Values:  map[string]json.RawMessage{"user_id": nil, "theme": json.RawMessage(`"dark"`)},
+			Add:     map[string]int64{"count": 2, "visits": 1},
+			Owner:   &bob,
+			Expires: later,
+		}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlUpdate).WithArgs(`{"count":3,"theme":"dark","visits":1}`, "bob", "2025-03-01 13:30:00.000000", mockKey).
+				WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{
+			Values: map[string]json.RawMessage{"count": json.RawMessage(`3`), "theme": json.RawMessage(`"dark"`), "visits": json.RawMessage(`1`)},
+			Owner:  "bob", Created: mockCreated, Expires: later, Deadline: mockDeadline, Version: 8,
+		}},
+		// Owner and expiry stay as stored when the change leaves them.
+		{"cleared first", &Change{Clear: true, Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlUpdate).WithArgs(`{"a":1}`, "alice", "2025-03-01 12:30:00.000000", mockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}, Owner: "alice", Created: mockCreated, Expires: mockExpires, Deadline: mockDeadline, Version: 8}},
+		{"JSON null deletes a value", &Change{Values: map[string]json.RawMessage{"user_id": json.RawMessage(`null`)}}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlUpdate).WithArgs(`{"count":1}`, "alice", "2025-03-01 12:30:00.000000", mockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`)}, Owner: "alice", Created: mockCreated, Expires: mockExpires, Deadline: mockDeadline, Version: 8}},
+		{"emptied: the row is deleted", &Change{Values: map[string]json.RawMessage{"user_id": nil, "count": json.RawMessage(`null`)}}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlDelete).WithArgs(mockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		}, &Record{Values: map[string]json.RawMessage{}, Owner: "alice", Created: mockCreated, Expires: mockExpires, Deadline: mockDeadline, Version: 7}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
-			tt.expect(mock)
-			rec := &Record{Values: mockValues, Owner: "bob", Created: mockCreated, Expires: mockExpires, Deadline: mockDeadline, Version: 7}
-			err := s.Save(context.Background(), mockKey, rec)
-			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-				t.Fatalf("Save = %v, want %v", err, tt.want)
+			mock.ExpectBegin()
+			mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockLockedRow(mockValuesSQL))
+			tt.write(mock)
+			mock.ExpectCommit()
+			rec, err := s.Update(context.Background(), mockKey, tt.ch)
+			if err != nil {
+				t.Fatal(err)
 			}
-			// The saved record carries the version the UPDATE stored.
-			want := int64(7)
-			if err == nil {
-				want = 8
-			}
-			if rec.Version != want {
-				t.Errorf("rec.Version = %d after Save, want %d", rec.Version, want)
-			}
+			checkRecord(t, rec, tt.want)
 		})
+	}
+}
+
+// TestMySQLUpdateRolledBack: a change that cannot apply to the stored row
+// writes nothing: the transaction is rolled back and the row stays as it
+// was, with an error that says why.
+func TestMySQLUpdateRolledBack(t *testing.T) {
+	long, notUTF8 := strings.Repeat("é", 256), "\xff"
+	tests := []struct {
+		name string
+		row  *sqlmock.Rows
+		ch   *Change
+		is   error
+		want string
+	}{
+		{"no live row", sqlmock.NewRows(mockLoadCols), &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, ErrNotFound, ""},
+		{"corrupt row", mockLockedRow("[1]"), &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, ErrCorrupt, "not a JSON object"},
+		{"too large", mockLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"big": json.RawMessage(`"0123456789"`)}, MaxSize: 40}, ErrTooLarge, "limit 40"},
+		{"add to a string", mockLockedRow(mockValuesSQL), &Change{Add: map[string]int64{"user_id": 1}}, ErrNotInteger, `"user_id"`},
+		{"sum overflows", mockLockedRow(mockValuesSQL), &Change{Add: map[string]int64{"count": math.MaxInt64}}, ErrNotInteger, "overflows"},
+		{"value not JSON", mockLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`{`)}}, nil, "not valid UTF-8 JSON"},
+		{"name not UTF-8", mockLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"\xff": json.RawMessage(`1`)}}, nil, "not valid UTF-8"},
+		{"owner too long", mockLockedRow(mockValuesSQL), &Change{Owner: &long}, nil, "owner"},
+		{"owner not UTF-8", mockLockedRow(mockValuesSQL), &Change{Owner: &notUTF8}, nil, "owner"},
+		{"expiry past DATETIME", mockLockedRow(mockValuesSQL), &Change{Expires: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, nil, "DATETIME range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+			mock.ExpectBegin()
+			mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(tt.row)
+			mock.ExpectRollback()
+			rec, err := s.Update(context.Background(), mockKey, tt.ch)
+			checkRefusedUpdate(t, "session: mysql: update", rec, err, tt.is, tt.want)
+		})
+	}
+}
+
+// checkRefusedUpdate: an Update that applied nothing returns no record and
+// an error starting with prefix that wraps is (when set), mentions want,
+// and passes for no other sentinel.
+func checkRefusedUpdate(t *testing.T, prefix string, rec *Record, err error, is error, want string) {
+	t.Helper()
+	if rec != nil || err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Update = %+v, %v; want no record and an error starting with %q mentioning %q", rec, err, prefix, want)
+	}
+	for _, sentinel := range []error{ErrNotFound, ErrCorrupt, ErrTooLarge, ErrNotInteger, errors.ErrUnsupported, ErrConflict, ErrLockLost} {
+		if got := errors.Is(err, sentinel); got != (sentinel == is) {
+			t.Errorf("errors.Is(%v, %v) = %v", err, sentinel, got)
+		}
+	}
+}
+
+// TestMySQLUpdateNoStatement: a key the id column cannot hold, or no change
+// at all, is refused before the transaction starts.
+func TestMySQLUpdateNoStatement(t *testing.T) {
+	ch := &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
+	for _, tt := range []struct {
+		name, key string
+		ch        *Change
+		want      string
+	}{
+		{"empty key", "", ch, "invalid key"},
+		{"key too long", strings.Repeat("a", 256), ch, "invalid key"},
+		{"key with space", "abc ", ch, "invalid key"},
+		{"key not ASCII", "clé", ch, "invalid key"},
+		{"nil change", mockKey, nil, "nil change"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newMockStore(t, MySQLOptions{NoCreateTable: true})
+			rec, err := s.Update(context.Background(), tt.key, tt.ch)
+			checkRefusedUpdate(t, "session: mysql: update", rec, err, nil, tt.want)
+		})
+	}
+}
+
+// TestMySQLUpdateSteps runs the transaction into a failure at each step.
+func TestMySQLUpdateSteps(t *testing.T) {
+	runUpdateSteps(t, updateTx[*MySQLStore]{
+		prefix: "session: mysql: update",
+		open: func(t *testing.T) (*MySQLStore, sqlmock.Sqlmock) {
+			return newMockStore(t, MySQLOptions{NoCreateTable: true})
+		},
+		lock: func(m sqlmock.Sqlmock) *sqlmock.ExpectedQuery {
+			return m.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL)
+		},
+		row: func() *sqlmock.Rows { return mockLockedRow(mockValuesSQL) },
+		write: func(m sqlmock.Sqlmock) *sqlmock.ExpectedExec {
+			return m.ExpectExec(sqlUpdate).WithArgs(`{"count":1,"theme":"dark","user_id":"k3j2"}`, "alice", "2025-03-01 12:30:00.000000", mockKey)
+		},
+		update: func(ctx context.Context, s *MySQLStore) (*Record, error) {
+			return s.Update(ctx, mockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+		},
+	})
+}
+
+// updateTx describes one SQL store's Update transaction to runUpdateSteps.
+type updateTx[S any] struct {
+	prefix string
+	open   func(*testing.T) (S, sqlmock.Sqlmock)
+	lock   func(m sqlmock.Sqlmock) *sqlmock.ExpectedQuery // the SELECT ... FOR UPDATE
+	row    func() *sqlmock.Rows                           // the row it reads
+	write  func(m sqlmock.Sqlmock) *sqlmock.ExpectedExec  // the UPDATE it then sends
+	update func(ctx context.Context, s S) (*Record, error)
+}
+
+// txStep is one statement of an Update transaction, and how it ends.
+type txStep struct {
+	stmt  string // begin, select, update, commit or rollback
+	err   error
+	delay time.Duration
+}
+
+// runUpdateSteps: whichever step of Update's transaction fails, a failure
+// after BEGIN rolls it back (a failed COMMIT has ended it already), the
+// error says what failed and passes for no sentinel; a deadlock at any step
+// runs the whole transaction once more, and its second try decides; a lock
+// wait timeout is not repeated; a cancelled context stops it.
+func runUpdateSteps[S any](t *testing.T, tx updateTx[S]) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
+	lockWait := &mysql.MySQLError{Number: 1205, Message: "Lock wait timeout exceeded; try restarting transaction"}
+	rollbackErr := errors.New("rollback failed too")
+	ok := func(stmt string) txStep { return txStep{stmt: stmt} }
+	fail := func(stmt string, err error) txStep { return txStep{stmt: stmt, err: err} }
+	begin, sel, upd, commit, rollback := ok("begin"), ok("select"), ok("update"), ok("commit"), ok("rollback")
+	wraps := func(want error, words ...string) func(t *testing.T, err error) {
+		return func(t *testing.T, err error) {
+			if !errors.Is(err, want) {
+				t.Errorf("error %v does not wrap %v", err, want)
+			}
+			for _, w := range words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		steps  []txStep
+		cancel time.Duration // > 0: cancel ctx this long into the call; < 0: before it
+		check  func(t *testing.T, err error)
+	}{
+		{"begin fails", []txStep{fail("begin", refused)}, 0, wraps(syscall.ECONNREFUSED)},
+		{"select fails", []txStep{begin, fail("select", refused), rollback}, 0, wraps(syscall.ECONNREFUSED)},
+		{"update fails", []txStep{begin, sel, fail("update", refused), rollback}, 0, wraps(syscall.ECONNREFUSED)},
+		{"commit fails", []txStep{begin, sel, upd, fail("commit", refused)}, 0, wraps(syscall.ECONNREFUSED)},
+		{"rollback fails too", []txStep{begin, fail("select", refused), fail("rollback", rollbackErr)}, 0, func(t *testing.T, err error) {
+			if !errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, rollbackErr) {
+				t.Errorf("error %v: want the statement's, not the rollback's", err)
+			}
+		}},
+		{"deadlock at select: all again", []txStep{begin, fail("select", deadlock), rollback, begin, sel, upd, commit}, 0, nil},
+		{"deadlock at update: all again", []txStep{begin, sel, fail("update", deadlock), rollback, begin, sel, upd, commit}, 0, nil},
+		{"deadlock at commit: all again", []txStep{begin, sel, upd, fail("commit", deadlock), begin, sel, upd, commit}, 0, nil},
+		{"deadlock twice", []txStep{begin, sel, fail("update", deadlock), rollback, begin, fail("select", deadlock), rollback}, 0,
+			wraps(&mysql.MySQLError{Number: 1213}, "after one retry")},
+		{"lock wait timeout at select: not retried", []txStep{begin, fail("select", lockWait), rollback}, 0,
+			wraps(&mysql.MySQLError{Number: 1205}, "not retried")},
+		{"lock wait timeout at update: not retried", []txStep{begin, sel, fail("update", lockWait), rollback}, 0,
+			wraps(&mysql.MySQLError{Number: 1205}, "not retried")},
+		{"cancelled before", nil, -1, wraps(context.Canceled)},
+		{"cancelled in the row lock wait", []txStep{begin, {stmt: "select", err: errors.New("unreachable"), delay: time.Minute}, rollback}, 20 * time.Millisecond,
+			wraps(context.Canceled)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, mock := tx.open(t)
+			for _, step := range tt.steps {
+				switch step.stmt {
+				case "begin":
+					mock.ExpectBegin().WillReturnError(step.err)
+				case "select":
+					if q := tx.lock(mock).WillDelayFor(step.delay); step.err != nil {
+						q.WillReturnError(step.err)
+					} else {
+						q.WillReturnRows(tx.row())
+					}
+				case "update":
+					if e := tx.write(mock); step.err != nil {
+						e.WillReturnError(step.err)
+					} else {
+						e.WillReturnResult(sqlmock.NewResult(0, 1))
+					}
+				case "commit":
+					mock.ExpectCommit().WillReturnError(step.err)
+				case "rollback":
+					mock.ExpectRollback().WillReturnError(step.err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			switch {
+			case tt.cancel < 0:
+				cancel()
+			case tt.cancel > 0:
+				time.AfterFunc(tt.cancel, cancel)
+			}
+			rec, err := tx.update(ctx, s)
+			waitMet(t, mock)
+			if tt.check == nil {
+				if err != nil || rec == nil || string(rec.Values["theme"]) != `"dark"` {
+					t.Fatalf("Update = %+v, %v; want the change applied", rec, err)
+				}
+				return
+			}
+			if rec != nil || err == nil {
+				t.Fatalf("Update = %+v, %v; want an error", rec, err)
+			}
+			if !strings.HasPrefix(err.Error(), tx.prefix) {
+				t.Errorf("error %q does not start with %q", err, tx.prefix)
+			}
+			for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict, ErrCorrupt, ErrLockLost} {
+				if errors.Is(err, sentinel) {
+					t.Errorf("a failure must not pass for %v: %v", sentinel, err)
+				}
+			}
+			tt.check(t, err)
+		})
+	}
+}
+
+// waitMet waits until every expected statement has run: database/sql may
+// roll back a transaction whose context was cancelled from a goroutine of
+// its own, just after the call returned.
+func waitMet(t *testing.T, mock sqlmock.Sqlmock) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := mock.ExpectationsWereMet()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -693,7 +945,7 @@ func TestCleanupLogsAndCloseStops(t *testing.T) {
 				t.Fatal(err)
 			}
 			select {
-			case <-s.done:
+			case <-s.life.done:
 			default:
 				t.Fatal("Close returned before the cleanup goroutine ended")
 			}
@@ -742,38 +994,54 @@ func TestMySQLLock(t *testing.T) {
 	lockRows := func(v driver.Value) *sqlmock.Rows { return sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(v) }
 	releaseRows := func(v driver.Value) *sqlmock.Rows { return sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(v) }
 	tests := []struct {
-		name    string
-		timeout time.Duration // 0: no deadline
-		expect  func(sqlmock.Sqlmock)
-		want    error // nil: acquired
-		wantMsg string
-		warn    bool // RELEASE_LOCK fails and is logged
+		name      string
+		timeout   time.Duration // 0: no deadline
+		expect    func(sqlmock.Sqlmock)
+		want      error // nil: acquired
+		wantMsg   string
+		unlockErr error // what Unlock reports
+		warn      bool  // RELEASE_LOCK fails and is logged
 	}{
 		{"acquired, deadline rounds up", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(lockRows(1))
 			m.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(releaseRows(1))
-		}, nil, "", false},
+		}, nil, "", nil, false},
 		{"under a second waits one", 100 * time.Millisecond, func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 1).WillReturnRows(lockRows(1))
 			m.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(releaseRows(1))
-		}, nil, "", false},
+		}, nil, "", nil, false},
 		{"no deadline polls until acquired", 0, func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 30).WillReturnRows(lockRows(0))
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 30).WillReturnRows(lockRows(1))
 			m.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(releaseRows(1))
-		}, nil, "", false},
+		}, nil, "", nil, false},
 		{"server timeout", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(lockRows(0))
-		}, ErrLockTimeout, "", false},
+		}, ErrLockTimeout, "", nil, false},
 		{"NULL", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(lockRows(nil))
 			m.ExpectClose()
-		}, nil, "returned NULL", false},
-		{"release fails: the connection is closed", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
+		}, nil, "returned NULL", nil, false},
+		// RELEASE_LOCK answers 0 (another connection holds the lock) or
+		// NULL (nobody does): this connection had lost it. The connection
+		// is closed all the same.
+		{"released by someone else: lost", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(lockRows(1))
 			m.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(releaseRows(0))
 			m.ExpectClose()
-		}, nil, "", true},
+		}, nil, "", ErrLockLost, false},
+		{"held by nobody: lost", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(lockRows(1))
+			m.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(releaseRows(nil))
+			m.ExpectClose()
+		}, nil, "", ErrLockLost, false},
+		// A RELEASE_LOCK that fails on a live connection is logged, and the
+		// connection closed, which frees the lock on the server.
+		{"release fails: the connection is closed", 2500 * time.Millisecond, func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(lockRows(1))
+			m.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnError(&mysql.MySQLError{Number: 1290, Message: "read only"})
+			m.ExpectClose()
+		}, nil, "", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -786,7 +1054,7 @@ func TestMySQLLock(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
 				defer cancel()
 			}
-			unlock, err := s.Lock(ctx, mockKey)
+			lease, err := s.Lock(ctx, mockKey)
 			switch {
 			case tt.wantMsg != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantMsg) || errors.Is(err, ErrLockTimeout) {
@@ -800,14 +1068,25 @@ func TestMySQLLock(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				unlock()
-				unlock() // only the first call releases
+				// The lease's store is a copy bound to the lock's
+				// connection, sharing the store's life.
+				if ls, ok := lease.Store().(*MySQLStore); !ok || ls == s || ls.lease == nil || ls.run == s.run || ls.life != s.life {
+					t.Errorf("lease.Store() = %T %p, want a *MySQLStore bound to the lock's connection", lease.Store(), lease.Store())
+				}
+				for i := range 2 { // only the first call releases; both report
+					if err := lease.Unlock(); !errors.Is(err, tt.unlockErr) || (tt.unlockErr == nil) != (err == nil) {
+						t.Errorf("Unlock #%d = %v, want %v", i+1, err, tt.unlockErr)
+					}
+				}
 			}
 			if err := mock.ExpectationsWereMet(); err != nil {
 				t.Error(err)
 			}
 			if got := strings.Contains(logs.String(), "RELEASE_LOCK failed"); got != tt.warn {
 				t.Errorf("release failure logged = %v, want %v:\n%s", got, tt.warn, logs.String())
+			}
+			if s.life.locks.locks[lockNameFor("sessions", mockKey)] != nil {
+				t.Error("the in-process queue still holds the key after the lock ended")
 			}
 		})
 	}
@@ -849,11 +1128,237 @@ func TestMySQLLockCancelled(t *testing.T) {
 	}
 }
 
-// mockOp is one store method with the statement it starts with.
+// queued reports how many callers hold or wait for the in-process lock of
+// the lock name.
+func queued(b *mysqlTable, name string) int {
+	l := &b.life.locks
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if k := l.locks[name]; k != nil {
+		return k.refs
+	}
+	return 0
+}
+
+// waitQueued waits until n callers hold or wait for name's in-process lock.
+func waitQueued(t *testing.T, b *mysqlTable, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for queued(b, name) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers queued for the lock, want %d", queued(b, name), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestMySQLLockQueuesInProcess: callers that want a lock this process
+// already holds queue in the process: they send nothing and hold or wait
+// for no connection (the pool here has one, which the holder has); a
+// deadline or a cancellation ends their wait there; once the holder
+// unlocks, they take the lock one at a time, each on the pool's one
+// connection.
+func TestMySQLLockQueuesInProcess(t *testing.T) {
+	name := lockNameFor("sessions", mockKey)
+	s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+	s.db.SetMaxOpenConns(1)
+	lockRows := sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1)
+	mock.ExpectQuery(sqlGetLock).WithArgs(name, sqlmock.AnyArg()).WillReturnRows(lockRows)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, err := s.Lock(ctx, mockKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := s.Lock(short, mockKey); !errors.Is(err, ErrLockTimeout) || !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "session: mysql: lock") {
+		t.Errorf("Lock past its deadline in the queue = %v, want ErrLockTimeout and DeadlineExceeded", err)
+	}
+	gone, leave := context.WithCancel(ctx)
+	left := make(chan error, 1)
+	go func() {
+		_, err := s.Lock(gone, mockKey)
+		left <- err
+	}()
+	waitQueued(t, &s.mysqlTable, name, 2)
+	leave()
+	if err := <-left; !errors.Is(err, context.Canceled) || errors.Is(err, ErrLockTimeout) {
+		t.Errorf("Lock cancelled in the queue = %v, want context.Canceled and no ErrLockTimeout", err)
+	}
+
+	const waiters = 4
+	mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
+	for range waiters {
+		mock.ExpectQuery(sqlGetLock).WithArgs(name, sqlmock.AnyArg()).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
+		mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
+	}
+	var inside, overlaps atomic.Int32
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lease, err := s.Lock(ctx, mockKey)
+			if err != nil {
+				t.Errorf("queued Lock: %v", err)
+				return
+			}
+			if inside.Add(1) > 1 {
+				overlaps.Add(1)
+			}
+			inside.Add(-1)
+			if err := lease.Unlock(); err != nil {
+				t.Errorf("Unlock: %v", err)
+			}
+		}()
+	}
+	waitQueued(t, &s.mysqlTable, name, 1+waiters)
+	if st := s.db.Stats(); st.InUse != 1 || st.WaitCount != 0 {
+		t.Errorf("with %d callers queued: %d connections in use, %d waits for one; want 1 (the holder's) and 0", waiters, st.InUse, st.WaitCount)
+	}
+	if err := first.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if n := overlaps.Load(); n != 0 {
+		t.Errorf("%d times two callers held the lock at once", n)
+	}
+	if n := queued(&s.mysqlTable, name); n != 0 || len(s.life.locks.locks) != 0 {
+		t.Errorf("the in-process queue keeps %d entries after every lock ended", len(s.life.locks.locks))
+	}
+}
+
+// TestMySQLLeaseOneConnection: every method of a lease's store runs on the
+// lock's connection, so a locked request needs no second one: here the
+// pool has one connection, which the lock holds, and a statement that
+// asked the pool would wait out its deadline.
+func TestMySQLLeaseOneConnection(t *testing.T) {
+	name := lockNameFor("sessions", mockKey)
+	s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+	s.db.SetMaxOpenConns(1)
+	mock.ExpectQuery(sqlGetLock).WithArgs(name, 5).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
+	defer cancel()
+	lease, err := s.Lock(ctx, mockKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := lease.Store()
+	mock.ExpectQuery(sqlLoad).WithArgs(mockKey, mockNowSQL).WillReturnRows(
+		sqlmock.NewRows(mockLoadCols).AddRow(mockValuesSQL, "alice", mockCreated, mockExpires, mockDeadline, 7))
+	mock.ExpectBegin()
+	mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockLockedRow(mockValuesSQL))
+	mock.ExpectExec(sqlUpdate).WithArgs(`{"count":2,"user_id":"k3j2"}`, "alice", "2025-03-01 12:30:00.000000", mockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectCommit()
+	mock.ExpectExec(sqlTouch).WithArgs("2025-03-01 12:30:00.000000", mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectExec(sqlInsert).WithArgs("k2", mockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1).WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectExec(sqlDelete).WithArgs("k2").WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectExec(sqlDeleteOwner).WithArgs("alice", 5, mockKey).WillReturnResult(sqlmock.NewResult(0, 0))
+	mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"load", func(ctx context.Context) error { _, err := ls.Load(ctx, mockKey); return err }},
+		{"update", func(ctx context.Context) error {
+			_, err := ls.Update(ctx, mockKey, &Change{Add: map[string]int64{"count": 1}})
+			return err
+		}},
+		{"touch", func(ctx context.Context) error { return ls.Touch(ctx, mockKey, mockExpires) }},
+		{"create", func(ctx context.Context) error {
+			return ls.Create(ctx, "k2", &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
+		}},
+		{"delete", func(ctx context.Context) error { return ls.Delete(ctx, "k2") }},
+		{"delete owner", func(ctx context.Context) error {
+			_, err := ls.(OwnerStore).DeleteOwner(ctx, "alice", mockKey)
+			return err
+		}},
+	}
+	for _, c := range calls {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		err := c.call(cctx)
+		cancel()
+		if err != nil {
+			t.Errorf("%s through the lease's store: %v", c.name, err)
+		}
+	}
+	if st := s.db.Stats(); st.WaitCount != 0 || st.OpenConnections != 1 {
+		t.Errorf("%d waits for a connection, %d open; want 0 and the lock's 1", st.WaitCount, st.OpenConnections)
+	}
+	if err := lease.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMySQLLeaseLost: when a statement of the lease's store finds the
+// lock's connection dead, the lock died with it: the call fails with
+// ErrLockLost (and the driver's error), so a holder never writes after
+// another took the lock, and Unlock reports the loss without a
+// RELEASE_LOCK and closes the connection. A failure that leaves the
+// connection alive is not a loss.
+func TestMySQLLeaseLost(t *testing.T) {
+	name := lockNameFor("sessions", mockKey)
+	lost := []struct {
+		name string
+		err  error
+	}{
+		{"connection killed (1927)", &mysql.MySQLError{Number: 1927, Message: "Connection was killed"}},
+		{"server shutdown (1053)", &mysql.MySQLError{Number: 1053, Message: "Server shutdown in progress"}},
+		{"bad connection", driver.ErrBadConn},
+		{"invalid connection", mysql.ErrInvalidConn},
+		{"unexpected EOF", io.ErrUnexpectedEOF},
+		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}},
+	}
+	for _, op := range mockOps {
+		for _, l := range lost {
+			t.Run(op.name+"/"+l.name, func(t *testing.T) {
+				s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+				mock.ExpectQuery(sqlGetLock).WithArgs(name, sqlmock.AnyArg()).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
+				op.expect(mock, 0, l.err)
+				mock.ExpectClose()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				lease, err := s.Lock(ctx, mockKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = op.call(ctx, lease.Store().(*MySQLStore))
+				if !errors.Is(err, ErrLockLost) || !errors.Is(err, l.err) || !strings.HasPrefix(err.Error(), "session: mysql: "+op.name) {
+					t.Errorf("%s on a dead lock connection = %v, want ErrLockLost wrapping %v", op.name, err, l.err)
+				}
+				if err := lease.Unlock(); !errors.Is(err, ErrLockLost) {
+					t.Errorf("Unlock after the loss = %v, want ErrLockLost", err)
+				}
+				waitMet(t, mock)
+			})
+		}
+	}
+	t.Run("a failure on a live connection", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectQuery(sqlGetLock).WithArgs(name, sqlmock.AnyArg()).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
+		mock.ExpectQuery(sqlLoad).WithArgs(mockKey, mockNowSQL).WillReturnError(&mysql.MySQLError{Number: 1146, Message: "Table 'test.sessions' doesn't exist"})
+		mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
+		lease, err := s.Lock(context.Background(), mockKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lease.Store().Load(context.Background(), mockKey); err == nil || errors.Is(err, ErrLockLost) {
+			t.Errorf("Load = %v, want the 1146 and no ErrLockLost", err)
+		}
+		if err := lease.Unlock(); err != nil {
+			t.Errorf("Unlock = %v, want the lock released", err)
+		}
+	})
+}
+
 // sqlOp is one method of a SQL store (S), run by the error-path tests.
 type sqlOp[S any] struct {
-	name   string
-	expect func(m sqlmock.Sqlmock, delay time.Duration, err error) // the first statement, failing
+	name string
+	// expect sets up the method's first statement, failing with err
+	// after delay, and what must follow its failure (a ROLLBACK).
+	expect func(m sqlmock.Sqlmock, delay time.Duration, err error)
 	call   func(ctx context.Context, s S) error
 }
 
@@ -869,11 +1374,15 @@ var mockOps = []mockOp{
 	}, func(ctx context.Context, s *MySQLStore) error {
 		return s.Create(ctx, mockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
 	}},
-	{"save", func(m sqlmock.Sqlmock, d time.Duration, err error) {
-		m.ExpectExec(sqlSave).WithArgs(mockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, mockKey, 4, mockNowSQL).
-			WillDelayFor(d).WillReturnError(err)
+	// Update's first statement after BEGIN is the row read; its failure
+	// rolls the transaction back.
+	{"update", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectBegin()
+		m.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillDelayFor(d).WillReturnError(err)
+		m.ExpectRollback()
 	}, func(ctx context.Context, s *MySQLStore) error {
-		return s.Save(ctx, mockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires, Version: 4})
+		_, err := s.Update(ctx, mockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+		return err
 	}},
 	{"touch", func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlTouch).WithArgs("2025-03-01 12:30:00.000000", mockKey, mockNowSQL).WillDelayFor(d).WillReturnError(err)
@@ -897,8 +1406,8 @@ func TestMySQLErrors(t *testing.T) {
 		}, mockOps)
 }
 
-// TestMySQLRetryOnce: a deadlock or lock wait timeout costs one retry, and
-// the retry's result is the call's.
+// TestMySQLRetryOnce: a deadlock costs one retry, whose result is the
+// call's; a lock wait timeout none.
 func TestMySQLRetryOnce(t *testing.T) {
 	runSQLRetryOnce(t, func(t *testing.T) (*MySQLStore, sqlmock.Sqlmock) {
 		return newMockStore(t, MySQLOptions{NoCreateTable: true})
@@ -934,12 +1443,11 @@ func runSQLErrors[S any](t *testing.T, prefix, table string, hints []string, ope
 				t.Errorf("error %v does not wrap the 1213 after a retry", err)
 			}
 		}},
-		{"lock wait timeout twice", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) {
-			op.expect(m, 0, lockWait)
-			op.expect(m, 0, lockWait)
-		}, func(t *testing.T, err error) {
-			if !errors.Is(err, &mysql.MySQLError{Number: 1205}) || !strings.Contains(err.Error(), "after one retry") {
-				t.Errorf("error %v does not wrap the 1205 after a retry", err)
+		// Sent once: a second try would find no expectation, and fail
+		// with the mock's own error instead of the 1205.
+		{"lock wait timeout", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) { op.expect(m, 0, lockWait) }, func(t *testing.T, err error) {
+			if !errors.Is(err, &mysql.MySQLError{Number: 1205}) || !strings.Contains(err.Error(), "not retried") || strings.Contains(err.Error(), "after one retry") {
+				t.Errorf("error %v does not wrap the 1205 as not retried", err)
 			}
 		}},
 		{"missing table", 0, func(m sqlmock.Sqlmock, op sqlOp[S]) { op.expect(m, 0, missing) }, func(t *testing.T, err error) {
@@ -978,13 +1486,14 @@ func runSQLErrors[S any](t *testing.T, prefix, table string, hints []string, ope
 					time.AfterFunc(tt.cancel, cancel)
 				}
 				err := op.call(ctx, s)
+				waitMet(t, mock)
 				if err == nil {
 					t.Fatal("no error")
 				}
 				if !strings.HasPrefix(err.Error(), prefix+op.name) {
 					t.Errorf("error %q does not start with %q", err, prefix+op.name)
 				}
-				for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict, ErrCorrupt} {
+				for _, sentinel := range []error{ErrNotFound, ErrExists, ErrConflict, ErrCorrupt, ErrLockLost} {
 					if errors.Is(err, sentinel) {
 						t.Errorf("a failure must not pass for %v: %v", sentinel, err)
 					}
@@ -995,21 +1504,30 @@ func runSQLErrors[S any](t *testing.T, prefix, table string, hints []string, ope
 	}
 }
 
-// runSQLRetryOnce: for every op, a deadlock or lock wait timeout costs one
-// retry, and the retry's result is the call's.
+// runSQLRetryOnce: for every op, a deadlock (1213) costs one retry, and the
+// retry's result is the call's; a lock wait timeout (1205) is not retried,
+// which would double a wait that already ran its course.
 func runSQLRetryOnce[S any](t *testing.T, open func(*testing.T) (S, sqlmock.Sqlmock), ops []sqlOp[S]) {
 	errRetry := errors.New("the retry's own error")
 	for _, op := range ops {
-		for _, number := range []uint16{1213, 1205} {
-			t.Run(fmt.Sprintf("%s/%d", op.name, number), func(t *testing.T) {
+		for _, tt := range []struct {
+			number  uint16
+			retried bool
+		}{{1213, true}, {1205, false}} {
+			t.Run(fmt.Sprintf("%s/%d", op.name, tt.number), func(t *testing.T) {
 				s, mock := open(t)
-				op.expect(mock, 0, &mysql.MySQLError{Number: number})
-				// The retry reaches the mock; an error the store does not
-				// retry proves it was sent exactly once more.
-				op.expect(mock, 0, errRetry)
+				op.expect(mock, 0, &mysql.MySQLError{Number: tt.number})
+				if tt.retried {
+					// The retry reaches the mock; an error the store does
+					// not retry proves it was sent exactly once more.
+					op.expect(mock, 0, errRetry)
+				}
 				err := op.call(context.Background(), s)
-				if !errors.Is(err, errRetry) || errors.Is(err, &mysql.MySQLError{Number: number}) {
-					t.Fatalf("%v after %d: want the retry's own error", err, number)
+				switch {
+				case tt.retried && (!errors.Is(err, errRetry) || errors.Is(err, &mysql.MySQLError{Number: tt.number})):
+					t.Fatalf("%v after %d: want the retry's own error", err, tt.number)
+				case !tt.retried && !errors.Is(err, &mysql.MySQLError{Number: tt.number}):
+					t.Fatalf("%v after %d: want the %d itself, not retried", err, tt.number, tt.number)
 				}
 			})
 		}
