@@ -1,14 +1,10 @@
 package session
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -17,25 +13,53 @@ import (
 // It runs when the response starts (first WriteHeader, Write, Flush,
 // ReadFrom or Hijack), before any byte can reach the client, so a redirect
 // after login finds the user logged in; and again when the handler returns,
-// if the session changed after that.
+// if the session changed after that. Each commit is planned (which store
+// operation, if any), then applied, which says what becomes of the cookie.
+
+// commitOp is the one operation a commit performs on the session's record.
+type commitOp uint8
+
+const (
+	opNone   commitOp = iota
+	opCreate          // store the session under a new id: a new session, or a regenerated one
+	opUpdate          // hand this request's changes to Store.Update
+	opTouch           // move the idle expiry, nothing else
+)
+
+// commitPlan is what a commit will do.
+type commitPlan struct {
+	destroy string // store key of a record Destroy ended, deleted first
+	op      commitOp
+	now     time.Time
+	// expires is the new idle expiry of an update or a touch; zero when
+	// no refresh is due.
+	expires time.Time
+}
+
+// cookieEffect is what a commit does to the cookie.
+type cookieEffect struct {
+	set    bool          // send the cookie for the session's id
+	life   time.Duration // with set: how long the session lives now
+	expire bool          // tell the browser to drop the cookie
+}
 
 // dirty reports whether the request changed the session's data. The caller
 // holds s.mu.
 func (s *Session) dirty() bool {
-	return len(s.changes) > 0 || len(s.adds) > 0 || s.cleared || s.owner != nil
+	return len(s.ch.Values) > 0 || len(s.ch.Add) > 0 || s.ch.Clear || s.ch.Owner != nil
 }
 
 // clean forgets the pending changes once they are saved. The caller holds
 // s.mu.
 func (s *Session) clean() {
-	s.changes, s.adds, s.cleared, s.owner, s.regen = nil, nil, false, nil, false
+	s.ch, s.regen = Change{}, false
 }
 
-// pending returns this request's changes as a Change for the store. It
-// shares the session's maps: the caller holds s.mu until the store is done
-// with it.
-func (s *Session) pending() *Change {
-	return &Change{Clear: s.cleared, Values: s.changes, Add: s.adds, Owner: s.owner, MaxSize: s.m.maxSize}
+// forget leaves the session without a record: it ended here or elsewhere.
+// The caller holds s.mu.
+func (s *Session) forget() {
+	s.id, s.key, s.base = "", "", nil
+	s.clean()
 }
 
 // expiry returns the idle expiry a record should get now, and whether it
@@ -49,6 +73,33 @@ func (m *Manager) expiry(rec *Record, now time.Time) (time.Time, bool) {
 	return exp, exp.Sub(rec.Expires) >= m.idle/10
 }
 
+// plan decides what the commit does, and reports whether it does anything.
+// Most read-only requests plan nothing and cost no store call and no
+// clock. The caller holds s.mu.
+func (s *Session) plan() (commitPlan, bool) {
+	p := commitPlan{destroy: s.ended}
+	dirty := s.dirty()
+	switch {
+	case s.base == nil && !dirty:
+		return p, p.destroy != "" // nothing stored, nothing to store
+	case s.base == nil || s.regen:
+		p.op = opCreate
+	case dirty:
+		p.op = opUpdate
+	default:
+		p.op = opTouch
+	}
+	p.now = time.Now()
+	if p.op == opUpdate || p.op == opTouch {
+		if exp, due := s.m.expiry(s.base, p.now); due {
+			p.expires = exp
+		} else if p.op == opTouch {
+			p.op = opNone
+		}
+	}
+	return p, p.destroy != "" || p.op != opNone
+}
+
 // commit saves the request's changes: the first call as the response
 // starts, later ones once it has (late: no cookie can be set any more, and
 // a call with nothing changed since costs nothing). The caller does not
@@ -57,9 +108,6 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	late, s.started = s.started, true
-	if late && !s.dirty() && s.ended == "" && s.setErr == nil {
-		return true, nil
-	}
 	if !late && s.sawCookie {
 		// The handler may have replaced the Vary set before it ran.
 		varyCookie(h)
@@ -68,78 +116,72 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 		err, s.setErr = s.setErr, nil
 		return late, err
 	}
-	return late, s.commitLocked(h, late)
-}
-
-// commitLocked does commit's work. The caller holds s.mu.
-//
-// The commit runs detached from the request's cancellation, within
-// CommitTimeout: a client that hangs up must not cancel a logout or a
-// change its handler already made.
-func (s *Session) commitLocked(h http.Header, late bool) error {
-	if s.ended == "" && s.base == nil && !s.dirty() {
-		return nil // nothing stored, nothing to store: no clock, no store
+	p, ok := s.plan()
+	if !ok {
+		return late, nil
 	}
-	m := s.m
-	if s.ended == "" && !s.regen && !s.dirty() {
-		// A read-only request refreshes the expiry at most once per tenth
-		// of IdleTimeout: most have nothing to commit, and must not pay
-		// for a detached context they would not use.
-		if _, refresh := m.expiry(s.base, time.Now()); !refresh {
-			return nil
-		}
-	}
+	// The commit runs detached from the request's cancellation, within
+	// CommitTimeout: a client that hangs up must not cancel a logout or a
+	// change its handler already made.
 	ctx := context.WithoutCancel(s.ctx)
-	if m.storeWait > 0 { // a store that never waits needs no timer
+	if s.m.storeWait > 0 { // a store that never waits needs no timer
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.commitWait)
+		ctx, cancel = context.WithTimeout(ctx, s.m.commitWait)
 		defer cancel()
 	}
-	expireCookie := false
-	if s.ended != "" {
-		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.ended) }); err != nil {
-			return fmt.Errorf("session: destroy %s: %w", logID(s.ended), err)
+	eff, err := s.apply(ctx, p, late)
+	if err != nil || late {
+		return late, err
+	}
+	s.sendCookie(h, eff)
+	return late, nil
+}
+
+// apply carries out p. The caller holds s.mu.
+func (s *Session) apply(ctx context.Context, p commitPlan, late bool) (cookieEffect, error) {
+	var eff cookieEffect
+	if p.destroy != "" {
+		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, p.destroy) }); err != nil {
+			return eff, fmt.Errorf("session: destroy %s: %w", logID(p.destroy), err)
 		}
 		s.ended = ""
-		expireCookie = s.cookieID != ""
+		eff.expire = s.cookieID != ""
 	}
-	if s.base == nil && !s.dirty() {
-		if expireCookie {
-			s.setCookie(h, "", -1)
-		}
-		return nil
-	}
-	now := time.Now()
+	var op cookieEffect
 	var err error
-	var cookieAge time.Duration // > 0: set the cookie for the current id
-	switch {
-	case s.base == nil:
-		cookieAge, _, err = s.create(ctx, now, nil, late)
-	case s.regen:
-		var emptied bool
-		cookieAge, emptied, err = s.create(ctx, now, s.base, late)
-		expireCookie = expireCookie || emptied
-	case s.dirty():
-		cookieAge, expireCookie, err = s.update(ctx, now)
-	default:
-		cookieAge, err = s.touch(ctx, now)
+	switch p.op {
+	case opCreate:
+		op, err = s.create(ctx, p.now, late)
+	case opUpdate:
+		op, err = s.update(ctx, p)
+	case opTouch:
+		op, err = s.touch(ctx, p)
 	}
-	if err != nil {
-		return err
+	if op.set {
+		return op, err
 	}
+	eff.expire = eff.expire || op.expire
+	return eff, err
+}
+
+// sendCookie writes what eff says into the response's headers.
+func (s *Session) sendCookie(h http.Header, eff cookieEffect) {
+	m := s.m
 	switch {
-	case late:
-	case cookieAge > 0:
-		if m.cookie.MaxAge == 0 {
-			cookieAge = 0
-		} else {
-			cookieAge = min(cookieAge, m.cookie.MaxAge)
+	case eff.set:
+		age := time.Duration(0) // a browser-session cookie
+		if m.cookie.MaxAge > 0 {
+			age = min(eff.life, m.cookie.MaxAge)
 		}
-		s.setCookie(h, m.ids.sign(s.id), cookieAge)
-	case expireCookie:
+		s.setCookie(h, m.ids.sign(s.id), age)
+	case eff.expire:
 		s.setCookie(h, "", -1)
 	}
-	return nil
+}
+
+func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
+	h.Add("Set-Cookie", s.m.cookie.cookie(s.r, s.m.ids.name, value, maxAge).String())
+	h.Set("Cache-Control", "no-store")
 }
 
 // call runs one store call within StoreTimeout.
@@ -149,17 +191,11 @@ func (s *Session) call(ctx context.Context, f func(context.Context) error) error
 	return f(ctx)
 }
 
-func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
-	h.Add("Set-Cookie", s.m.cookie.cookie(s.r, s.m.ids.name, value, maxAge).String())
-	h.Set("Cache-Control", "no-store")
-}
-
 // create stores the session under a new id: a brand-new session, or a
-// regenerated one (from is the record it replaces). It returns how long the
-// cookie may live, and whether the session was deleted instead because it
-// has no values left. The caller holds s.mu.
-func (s *Session) create(ctx context.Context, now time.Time, from *Record, late bool) (time.Duration, bool, error) {
+// regenerated one, whose old record it then deletes. The caller holds s.mu.
+func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieEffect, error) {
 	m := s.m
+	from := s.base // nil for a brand-new session
 	base := from
 	if base == nil {
 		base = &Record{Created: now}
@@ -167,22 +203,24 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 			base.Deadline = now.Add(m.lifetime)
 		}
 	}
-	rec, err := s.pending().Apply(base)
+	ch := s.ch
+	ch.MaxSize = m.maxSize
+	rec, err := ch.Apply(base)
 	if err != nil {
-		return 0, false, err
+		return cookieEffect{}, err
 	}
 	if len(rec.Values) == 0 {
-		if from != nil {
-			return 0, s.cookieID != "", s.remove(ctx)
+		if from == nil {
+			s.clean()
+			return cookieEffect{}, nil
 		}
-		s.clean()
-		return 0, false, nil
+		return cookieEffect{expire: s.cookieID != ""}, s.remove(ctx)
 	}
 	if late {
-		return 0, false, fmt.Errorf("%w: a new session id needs a cookie", ErrResponseStarted)
+		return cookieEffect{}, fmt.Errorf("%w: a new session id needs a cookie", ErrResponseStarted)
 	}
 	if rec.Owner != "" && m.owners == nil {
-		return 0, false, fmt.Errorf("session: SetOwner needs a store that implements session.OwnerStore (%T does not): %w", m.store, errors.ErrUnsupported)
+		return cookieEffect{}, errOwnerStore(m.store)
 	}
 	rec.Version = 0
 	rec.Expires, _ = m.expiry(rec, now)
@@ -200,7 +238,7 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 		err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("session: create %s: %w", logID(key), err)
+		return cookieEffect{}, fmt.Errorf("session: create %s: %w", logID(key), err)
 	}
 	if from != nil {
 		// A logout or revoke may have ended the session since this request
@@ -208,56 +246,76 @@ func (s *Session) create(ctx context.Context, now time.Time, from *Record, late 
 		err := s.call(ctx, func(ctx context.Context) error { _, err := s.store.Load(ctx, s.key); return err })
 		if errors.Is(err, ErrNotFound) {
 			if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, key) }); err != nil {
-				return 0, false, fmt.Errorf("session: regenerate: undo %s: %w", logID(key), err)
+				return cookieEffect{}, fmt.Errorf("session: regenerate: undo %s: %w", logID(key), err)
 			}
 			s.endedElsewhere()
-			return 0, false, nil
+			return cookieEffect{}, nil
 		} else if err != nil {
-			return 0, false, fmt.Errorf("session: regenerate: check old %s: %w", logID(s.key), err)
+			return cookieEffect{}, fmt.Errorf("session: regenerate: check old %s: %w", logID(s.key), err)
 		}
 		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
-			return 0, false, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
+			return cookieEffect{}, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
 		}
 	}
 	s.id, s.key, s.base = id, key, rec
 	s.clean()
-	return rec.Expires.Sub(now), false, nil
+	return cookieEffect{set: true, life: rec.Expires.Sub(now)}, nil
 }
 
 // update hands this request's changes to the store, which applies them to
-// the freshest stored record in one step. It reports how long a refreshed
-// cookie may live and whether the cookie must be expired (the session lost
-// its last value). The caller holds s.mu.
-func (s *Session) update(ctx context.Context, now time.Time) (time.Duration, bool, error) {
+// the freshest stored record in one step. The caller holds s.mu.
+func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error) {
 	m := s.m
-	if s.owner != nil && *s.owner != "" && m.owners == nil {
-		return 0, false, fmt.Errorf("session: SetOwner needs a store that implements session.OwnerStore (%T does not): %w", m.store, errors.ErrUnsupported)
+	if s.ch.Owner != nil && *s.ch.Owner != "" && m.owners == nil {
+		return cookieEffect{}, errOwnerStore(m.store)
 	}
-	ch := s.pending()
-	exp, refresh := m.expiry(s.base, now)
-	if refresh {
-		ch.Expires = exp
-	}
+	ch := s.ch
+	ch.MaxSize, ch.Expires = m.maxSize, p.expires
 	var rec *Record
 	err := s.call(ctx, func(ctx context.Context) (err error) {
-		rec, err = s.store.Update(ctx, s.key, ch)
+		rec, err = s.store.Update(ctx, s.key, &ch)
 		return err
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.endedElsewhere()
-		return 0, false, nil
+		return cookieEffect{}, nil
 	case err != nil:
-		return 0, false, fmt.Errorf("session: save %s: %w", logID(s.key), err)
+		return cookieEffect{}, fmt.Errorf("session: save %s: %w", logID(s.key), err)
 	case len(rec.Values) == 0:
-		expire := s.cookieID != ""
-		s.id, s.key, s.base = "", "", nil
-		s.clean()
-		return 0, expire, nil
+		s.forget()
+		return cookieEffect{expire: s.cookieID != ""}, nil
 	}
 	s.base = rec
 	s.clean()
-	return m.refreshedCookie(refresh, exp, now), false, nil
+	return s.refreshed(p), nil
+}
+
+// touch moves the idle expiry of an unchanged session. The caller holds
+// s.mu.
+func (s *Session) touch(ctx context.Context, p commitPlan) (cookieEffect, error) {
+	err := s.call(ctx, func(ctx context.Context) error { return s.store.Touch(ctx, s.key, p.expires) })
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.endedElsewhere()
+		return cookieEffect{}, nil
+	case err != nil:
+		return cookieEffect{}, fmt.Errorf("session: refresh %s: %w", logID(s.key), err)
+	}
+	next := *s.base
+	next.Expires = p.expires
+	s.base = &next
+	return s.refreshed(p), nil
+}
+
+// refreshed is the cookie after an update or touch: a persistent cookie is
+// sent again when the expiry moved; a browser-session cookie has no expiry
+// to refresh.
+func (s *Session) refreshed(p commitPlan) cookieEffect {
+	if p.expires.IsZero() || s.m.cookie.MaxAge == 0 {
+		return cookieEffect{}
+	}
+	return cookieEffect{set: true, life: p.expires.Sub(p.now)}
 }
 
 // endedElsewhere handles a session that a concurrent request destroyed or
@@ -266,8 +324,7 @@ func (s *Session) update(ctx context.Context, now time.Time) (time.Duration, boo
 // id). The caller holds s.mu.
 func (s *Session) endedElsewhere() {
 	s.m.log.InfoContext(s.ctx, "session ended by a concurrent request; changes dropped", "session", logID(s.key))
-	s.id, s.key, s.base = "", "", nil
-	s.clean()
+	s.forget()
 }
 
 // remove deletes a session that has no values left. The caller holds s.mu.
@@ -275,193 +332,11 @@ func (s *Session) remove(ctx context.Context) error {
 	if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 		return fmt.Errorf("session: delete %s: %w", logID(s.key), err)
 	}
-	s.id, s.key, s.base = "", "", nil
-	s.clean()
+	s.forget()
 	return nil
 }
 
-// touch refreshes the idle expiry of an unchanged session when it is due.
-// The caller holds s.mu.
-func (s *Session) touch(ctx context.Context, now time.Time) (time.Duration, error) {
-	exp, refresh := s.m.expiry(s.base, now)
-	if !refresh {
-		return 0, nil
-	}
-	err := s.call(ctx, func(ctx context.Context) error { return s.store.Touch(ctx, s.key, exp) })
-	switch {
-	case errors.Is(err, ErrNotFound):
-		s.endedElsewhere()
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("session: refresh %s: %w", logID(s.key), err)
-	}
-	next := *s.base
-	next.Expires = exp
-	s.base = &next
-	return s.m.refreshedCookie(true, exp, now), nil
+// errOwnerStore explains why an owner cannot be stored.
+func errOwnerStore(st Store) error {
+	return fmt.Errorf("session: SetOwner needs a store that implements session.OwnerStore (%T does not): %w", st, errors.ErrUnsupported)
 }
-
-// refreshedCookie returns how long a persistent cookie lives after its
-// session's expiry moved to exp, or 0 when no cookie is due: a
-// browser-session cookie has no expiry to refresh.
-func (m *Manager) refreshedCookie(refreshed bool, exp, now time.Time) time.Duration {
-	if !refreshed || m.cookie.MaxAge == 0 {
-		return 0
-	}
-	return exp.Sub(now)
-}
-
-// responseWriter commits the session before the response's first byte. It
-// never buffers: every write goes straight through once the commit is done.
-type responseWriter struct {
-	http.ResponseWriter
-	s        *Session
-	started  bool
-	hijacked bool
-	err      error // the commit failure that replaced the response
-}
-
-// begin commits the session as the response starts and reports whether
-// the handler's response may proceed.
-func (w *responseWriter) begin() bool {
-	if w.started {
-		return w.err == nil
-	}
-	w.started = true
-	s := w.s
-	late, err := s.commit(w.Header())
-	if err == nil {
-		return true
-	}
-	if late {
-		s.m.onError(w.ResponseWriter, s.r, fmt.Errorf("%w: %w", ErrResponseStarted, err))
-		return true
-	}
-	w.err = err
-	// The handler's headers belong to the response that is being replaced.
-	h := w.Header()
-	vary := h.Values("Vary")
-	clear(h)
-	if len(vary) > 0 {
-		h["Vary"] = vary
-	}
-	s.m.onError(w.ResponseWriter, s.r, err)
-	return false
-}
-
-// finish runs when the handler returns: the commit if the handler never
-// wrote, or a late commit of changes made after the first byte.
-func (w *responseWriter) finish() {
-	if !w.started {
-		w.begin()
-		return
-	}
-	if w.err != nil {
-		return
-	}
-	s := w.s
-	if _, err := s.commit(w.Header()); err != nil {
-		if !errors.Is(err, ErrResponseStarted) {
-			err = fmt.Errorf("%w: %w", ErrResponseStarted, err)
-		}
-		if w.hijacked {
-			s.m.onError(discardWriter{}, s.r, err)
-			return
-		}
-		s.m.onError(w.ResponseWriter, s.r, err)
-	}
-}
-
-// errReplaced is what a handler's writes return after a failed commit
-// replaced its response with the ErrorHandler's.
-func (w *responseWriter) errReplaced() error {
-	return fmt.Errorf("session: response replaced by the error handler: %w", w.err)
-}
-
-// WriteHeader commits the session, then sends the status. Informational
-// (1xx) statuses pass through without committing.
-func (w *responseWriter) WriteHeader(code int) {
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.ResponseWriter.WriteHeader(code)
-		return
-	}
-	if w.begin() {
-		w.ResponseWriter.WriteHeader(code)
-	}
-}
-
-// Write commits the session, then writes b.
-func (w *responseWriter) Write(b []byte) (int, error) {
-	if !w.begin() {
-		return 0, w.errReplaced()
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// ReadFrom commits the session, then copies from src, keeping the
-// underlying writer's fast path (sendfile) when it has one.
-func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
-	if !w.begin() {
-		return 0, w.errReplaced()
-	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(writerOnly{w.ResponseWriter}, src)
-}
-
-// Flush commits the session, then flushes.
-func (w *responseWriter) Flush() {
-	_ = w.FlushError()
-}
-
-// FlushError is Flush that reports failure, as http.ResponseController
-// expects.
-func (w *responseWriter) FlushError() error {
-	if !w.begin() {
-		return w.errReplaced()
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Hijack commits the session to the store, then hands over the connection.
-// A cookie cannot travel on a hijacked connection, so a new session's
-// cookie is the hijacker's to write.
-func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if !w.begin() {
-		return nil, nil, w.errReplaced()
-	}
-	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.hijacked = true
-	}
-	return c, rw, err
-}
-
-// Unwrap gives http.ResponseController the underlying writer, for
-// deadlines and full duplex.
-func (w *responseWriter) Unwrap() http.ResponseWriter {
-	return w.ResponseWriter
-}
-
-// varyCookie makes sure h's Vary lists Cookie.
-func varyCookie(h http.Header) {
-	for _, v := range h["Vary"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Cookie") {
-				return
-			}
-		}
-	}
-	h.Add("Vary", "Cookie")
-}
-
-type writerOnly struct{ io.Writer }
-
-// discardWriter lets the ErrorHandler run, for its logging, once the
-// connection is no longer the server's.
-type discardWriter struct{}
-
-func (discardWriter) Header() http.Header         { return http.Header{} }
-func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (discardWriter) WriteHeader(int)             {}

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -318,8 +317,24 @@ func (x *exchange) Value(key any) any {
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handler, lock bool) {
-	if outer := FromContext(r.Context()); outer != nil && outer.m == m {
-		m.serveNested(w, r, next, outer, lock)
+	if lock && m.locker == nil {
+		m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
+		return
+	}
+	if s := FromContext(r.Context()); s != nil && s.m == m {
+		// Inside Handler, the session is loaded already: a Locked route
+		// takes the lock and loads it again.
+		if !lock || s.cookieID == "" || s.holdsLock() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !m.lockSession(w, r, s) {
+			return
+		}
+		defer s.release()
+		rw := &responseWriter{ResponseWriter: w, s: s}
+		next.ServeHTTP(rw, r)
+		rw.finish() // before the lock goes
 		return
 	}
 	x := &exchange{Context: r.Context()}
@@ -330,67 +345,52 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		w.Header().Add("Vary", "Cookie")
 		s.sawCookie = true
 	}
-	id := m.ids.verify(value)
-	if id == "" && found {
+	s.cookieID = m.ids.verify(value)
+	if s.cookieID == "" && found {
 		m.rejected.Add(1)
 	}
-	if id != "" {
-		s.cookieID = id
-		key := m.ids.storeKey(id)
+	if s.cookieID != "" {
 		if lock {
-			lease, err := m.acquire(s.ctx, key)
-			if err != nil {
-				m.onError(w, r, err)
+			if !m.lockSession(w, r, s) {
 				return
 			}
-			defer s.release(lease)
-			s.lease, s.store = lease, lease.Store()
-		}
-		if err := s.load(id, key); err != nil {
+			defer s.release()
+		} else if err := s.load(); err != nil {
 			m.onError(w, r, err)
 			return
 		}
-	} else if lock && m.locker == nil {
-		m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
-		return
 	}
 	x.w = responseWriter{ResponseWriter: w, s: s}
 	next.ServeHTTP(&x.w, r.WithContext(x))
 	x.w.finish()
 }
 
-// serveNested runs a Locked route inside Handler: the outer middleware has
-// loaded the session without the lock, so take it and load again, through
-// the lease's store.
-func (m *Manager) serveNested(w http.ResponseWriter, r *http.Request, next http.Handler, s *Session, lock bool) {
-	s.mu.Lock()
-	locked, cookieID := s.lease != nil, s.cookieID
-	s.mu.Unlock()
-	if !lock || locked || cookieID == "" {
-		if lock && m.locker == nil {
-			m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
-			return
+// lockSession takes the lock of the session the request's cookie names and
+// loads the session through the lease's store: the state the previous
+// holder left. It reports failure through the ErrorHandler.
+func (m *Manager) lockSession(w http.ResponseWriter, r *http.Request, s *Session) bool {
+	lease, err := m.acquire(s.ctx, m.ids.storeKey(s.cookieID))
+	if err == nil {
+		s.mu.Lock()
+		s.lease, s.store = lease, lease.Store()
+		err = s.load()
+		s.mu.Unlock()
+		if err != nil {
+			s.release()
 		}
-		next.ServeHTTP(w, r)
-		return
 	}
-	lease, err := m.acquire(s.ctx, m.ids.storeKey(cookieID))
 	if err != nil {
 		m.onError(w, r, err)
-		return
+		return false
 	}
-	defer s.release(lease)
+	return true
+}
+
+// holdsLock reports whether the request holds the session's lock.
+func (s *Session) holdsLock() bool {
 	s.mu.Lock()
-	s.lease, s.store = lease, lease.Store()
-	err = s.reload()
-	s.mu.Unlock()
-	if err != nil {
-		m.onError(w, r, err)
-		return
-	}
-	rw := &responseWriter{ResponseWriter: w, s: s}
-	next.ServeHTTP(rw, r)
-	rw.finish()
+	defer s.mu.Unlock()
+	return s.lease != nil
 }
 
 // acquire takes key's lock within LockTimeout, the wait for whatever the
@@ -414,8 +414,9 @@ func (m *Manager) acquire(ctx context.Context, key string) (Lease, error) {
 // release gives the lock back once the request is done with it. A lock lost
 // after the commit succeeded costs nothing but this log line: a commit
 // after the loss fails on its own, through the ErrorHandler.
-func (s *Session) release(lease Lease) {
+func (s *Session) release() {
 	s.mu.Lock()
+	lease := s.lease
 	s.lease, s.store = nil, s.m.store
 	s.mu.Unlock()
 	if err := lease.Unlock(); err != nil {
@@ -449,31 +450,42 @@ func (m *Manager) defaultError(w http.ResponseWriter, r *http.Request, err error
 // when the response starts (before the first byte reaches the client) and
 // again when the handler returns, if it changed anything after that.
 type Session struct {
-	m   *Manager
-	ctx context.Context
-	r   *http.Request
+	m         *Manager
+	ctx       context.Context
+	r         *http.Request
+	cookieID  string // the well-formed id the request carried
+	sawCookie bool   // the request carried the cookie: responses vary by it
 
-	mu        sync.Mutex
-	store     Store   // m.store, or the lease's store while locked
-	lease     Lease   // the held session lock, if any
-	cookieID  string  // the well-formed id the request carried
-	id        string  // the session's id; "" until one is needed
-	key       string  // store key of the loaded record
-	base      *Record // the record as loaded or last saved; read-only
-	changes   map[string]json.RawMessage
-	adds      map[string]int64 // counters added to, for the store to apply
-	cleared   bool
-	owner     *string // pending owner change
-	regen     bool
-	ended     string // store key of a session destroyed in this request
-	setErr    error
-	started   bool // the response's headers are out
-	sawCookie bool // the request carried the cookie: responses vary by it
+	mu    sync.Mutex
+	store Store   // m.store, or the lease's store while locked
+	lease Lease   // the held session lock, if any
+	id    string  // the session's id; "" until one is needed
+	key   string  // store key of the loaded record
+	base  *Record // the record as loaded or last saved; read-only
+	// ch holds this request's changes since the last commit; MaxSize and
+	// Expires are set when they go to the store.
+	ch      Change
+	regen   bool   // Regenerate was called
+	ended   string // store key of a session destroyed in this request
+	setErr  error
+	started bool // the response's headers are out
 }
 
-// load reads the session stored under key, the store key of id. A missing,
+// load reads the session the request names, replacing the loaded state
+// with the store's current one and keeping this request's pending changes:
+// the session's own id once it has a record, else the cookie's. A missing,
 // expired or corrupt record leaves the session new: it is never an error.
-func (s *Session) load(id, key string) error {
+// The caller holds s.mu, or is the only goroutine that can see s.
+func (s *Session) load() error {
+	id := s.cookieID
+	if s.key != "" {
+		id = s.id
+	}
+	s.id, s.key, s.base = "", "", nil
+	if id == "" {
+		return nil
+	}
+	key := s.m.ids.storeKey(id)
 	ctx, cancel := s.m.bound(s.ctx)
 	rec, err := s.store.Load(ctx, key)
 	cancel()
@@ -498,20 +510,6 @@ func (s *Session) load(id, key string) error {
 	default:
 		return fmt.Errorf("session: load %s: %w", logID(key), err)
 	}
-}
-
-// reload replaces the loaded state with the store's current one, keeping
-// this request's pending changes. The caller holds s.mu.
-func (s *Session) reload() error {
-	if s.key == "" && s.cookieID == "" {
-		return nil
-	}
-	id := s.cookieID
-	if s.key != "" {
-		id = s.id
-	}
-	s.id, s.key, s.base = "", "", nil
-	return s.load(id, s.m.ids.storeKey(id))
 }
 
 // ID returns the session's id, choosing one for a new session. It is the
@@ -539,15 +537,15 @@ func (s *Session) IsNew() bool {
 func (s *Session) SetOwner(owner string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.owner = &owner
+	s.ch.Owner = &owner
 }
 
 // Owner returns the session's owner, or "".
 func (s *Session) Owner() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.owner != nil {
-		return *s.owner
+	if s.ch.Owner != nil {
+		return *s.ch.Owner
 	}
 	if s.base != nil {
 		return s.base.Owner
@@ -607,5 +605,5 @@ func (s *Session) Destroy() {
 	if s.key != "" {
 		s.ended = s.key
 	}
-	s.id, s.key, s.base, s.changes, s.adds, s.cleared, s.owner, s.regen = "", "", nil, nil, nil, false, nil, false
+	s.id, s.key, s.base, s.ch, s.regen = "", "", nil, Change{}, false
 }

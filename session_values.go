@@ -15,14 +15,14 @@ import (
 
 // raw returns the current JSON of key. The caller holds s.mu.
 func (s *Session) raw(key string) json.RawMessage {
-	if v, ok := s.changes[key]; ok {
+	if v, ok := s.ch.Values[key]; ok {
 		return v // nil when deleted
 	}
 	var v json.RawMessage
-	if !s.cleared && s.base != nil {
+	if !s.ch.Clear && s.base != nil {
 		v = s.base.Values[key]
 	}
-	if d, ok := s.adds[key]; ok {
+	if d, ok := s.ch.Add[key]; ok {
 		if sum, err := addInt(v, d); err == nil {
 			return sum
 		}
@@ -122,11 +122,11 @@ func (s *Session) Set(key string, value any) {
 
 // put records a change. The caller holds s.mu.
 func (s *Session) put(key string, raw json.RawMessage) {
-	if s.changes == nil {
-		s.changes = make(map[string]json.RawMessage, 4)
+	if s.ch.Values == nil {
+		s.ch.Values = make(map[string]json.RawMessage, 4)
 	}
-	s.changes[key] = raw
-	delete(s.adds, key)
+	s.ch.Values[key] = raw
+	delete(s.ch.Add, key)
 }
 
 // Add adds delta to the integer value of key (a missing value counts as
@@ -148,23 +148,23 @@ func (s *Session) Add(key string, delta int64) (int64, error) {
 		return 0, fmt.Errorf("session: add to %q: %w", key, err)
 	}
 	n, _ := decodeInt(sum)
-	if _, set := s.changes[key]; set || s.cleared || s.base == nil {
+	if _, set := s.ch.Values[key]; set || s.ch.Clear || s.base == nil {
 		// The request decides this value outright: nothing to add to.
 		s.put(key, sum)
 		return n, nil
 	}
 	total := delta
-	if d, ok := s.adds[key]; ok {
+	if d, ok := s.ch.Add[key]; ok {
 		raw, err := addInt(strconv.AppendInt(nil, d, 10), delta)
 		if err != nil {
 			return 0, fmt.Errorf("session: add to %q: %w", key, err)
 		}
 		total, _ = decodeInt(raw)
 	}
-	if s.adds == nil {
-		s.adds = make(map[string]int64, 2)
+	if s.ch.Add == nil {
+		s.ch.Add = make(map[string]int64, 2)
 	}
-	s.adds[key] = total
+	s.ch.Add[key] = total
 	return n, nil
 }
 
@@ -194,7 +194,7 @@ func (s *Session) Pop(key string) any {
 func (s *Session) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cleared, s.changes, s.adds = true, nil, nil
+	s.ch.Clear, s.ch.Values, s.ch.Add = true, nil, nil
 }
 
 // values returns the current values as one map. The caller holds s.mu.
@@ -203,7 +203,7 @@ func (s *Session) values() map[string]json.RawMessage {
 	if base == nil {
 		base = &Record{}
 	}
-	ch := &Change{Clear: s.cleared, Values: s.changes, Add: s.adds}
+	ch := &Change{Clear: s.ch.Clear, Values: s.ch.Values, Add: s.ch.Add}
 	rec, err := ch.Apply(base)
 	if err != nil {
 		// Add checked every sum against this base already.
@@ -224,7 +224,7 @@ func (s *Session) Keys() []string {
 func (s *Session) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.base == nil && len(s.changes) == 0 && len(s.adds) == 0 {
+	if s.base == nil && len(s.ch.Values) == 0 && len(s.ch.Add) == 0 {
 		return 0
 	}
 	return len(s.values())
