@@ -25,7 +25,10 @@ import (
 // Requests of one process that wait for the same session queue on a
 // channel of that process (lockQueue), holding no connection: only the
 // first in line talks to Redis, and it polls only while another process
-// holds the lock.
+// holds the lock. A holder that leaves while others of its process wait
+// hands the Redis lock itself to the next (up to maxHandoffs in a row, so
+// that other processes get their turn): under contention a locked request
+// costs no SET and no release, only its own reads and writes.
 
 // lockQueue lets one request of this process at a time go after a key's
 // lock. refs counts the requests holding or waiting for it, so that the
@@ -33,7 +36,18 @@ import (
 type lockQueue struct {
 	turn chan struct{} // holds a token while a request has the turn
 	refs int
+
+	// Guarded by Store.mu: the token of a Redis lock handed to the next
+	// holder ("" when none), when that lock was last renewed (measured
+	// before the call), and how many holders in a row handed it on.
+	passed   string
+	renewed  time.Time
+	handoffs int
 }
+
+// maxHandoffs bounds how many holders of one process in a row hand the
+// Redis lock on before one releases it to the other processes.
+const maxHandoffs = 16
 
 // ErrClosed is returned by Lock after [Store.Close].
 var ErrClosed = errors.New("redisstore: store closed")
@@ -53,42 +67,18 @@ func (s *Store) Lock(ctx context.Context, key string) (session.Lease, error) {
 		s.dequeue(key, q)
 		return nil, lockErr(ctx)
 	}
-	token, err := newToken()
-	if err != nil {
-		s.leave(key, q)
-		return nil, err
-	}
 	lockKey := s.lockKey(key)
-	wait := time.Millisecond
-	for {
-		ok, err := s.c.SetNX(ctx, lockKey, token, s.lockTTL).Result()
-		if err != nil {
-			// The SET may have taken the lock before the answer was lost
-			// (a deadline mid-call): release it, or the session would stay
-			// locked for LockTTL.
-			go s.releaseToken(lockKey, token)
-			s.leave(key, q)
-			if ctx.Err() != nil {
-				return nil, lockErr(ctx)
-			}
-			return nil, fmt.Errorf("redisstore: lock: %w", err)
+	s.mu.Lock()
+	token, renewed := q.passed, q.renewed
+	q.passed = ""
+	s.mu.Unlock()
+	if token == "" {
+		var err error
+		if token, renewed, err = s.take(ctx, key, lockKey, q); err != nil {
+			return nil, err
 		}
-		if ok {
-			break
-		}
-		// Another process holds the lock: wait a random part of the
-		// interval, so that processes polling together spread out.
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			s.leave(key, q)
-			return nil, lockErr(ctx)
-		}
-		wait = min(2*wait, s.lockPoll)
 	}
-	l := &lease{s: s, key: key, lockKey: lockKey, token: token, q: q,
+	l := &lease{s: s, key: key, lockKey: lockKey, token: token, q: q, renewed: renewed,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	l.store = &leasedStore{l: l}
 	s.mu.Lock()
@@ -104,6 +94,47 @@ func (s *Store) Lock(ctx context.Context, key string) (session.Lease, error) {
 	}
 	go l.renew()
 	return l, nil
+}
+
+// take sets the Redis lock of key to a new token, polling while another
+// process holds it, and returns the token and when it was set (measured
+// before the call). On failure it leaves key's queue.
+func (s *Store) take(ctx context.Context, key, lockKey string, q *lockQueue) (string, time.Time, error) {
+	token, err := newToken()
+	if err != nil {
+		s.leave(key, q)
+		return "", time.Time{}, err
+	}
+	wait := time.Millisecond
+	for {
+		start := time.Now()
+		ok, err := s.c.SetNX(ctx, lockKey, token, s.lockTTL).Result()
+		if err != nil {
+			// The SET may have taken the lock before the answer was lost
+			// (a deadline mid-call): release it, or the session would stay
+			// locked for LockTTL.
+			go s.releaseToken(lockKey, token)
+			s.leave(key, q)
+			if ctx.Err() != nil {
+				return "", time.Time{}, lockErr(ctx)
+			}
+			return "", time.Time{}, fmt.Errorf("redisstore: lock: %w", err)
+		}
+		if ok {
+			return token, start, nil
+		}
+		// Another process holds the lock: wait a random part of the
+		// interval, so that processes polling together spread out.
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			s.leave(key, q)
+			return "", time.Time{}, lockErr(ctx)
+		}
+		wait = min(2*wait, s.lockPoll)
+	}
 }
 
 // releaseToken deletes the lock lockKey if it holds token.
@@ -144,12 +175,17 @@ func (s *Store) enqueue(key string) (*lockQueue, error) {
 	return q, nil
 }
 
-// dequeue leaves key's queue without having had the turn.
+// dequeue leaves key's queue without having had the turn. The last to
+// leave releases a Redis lock handed on to waiters who then gave up.
 func (s *Store) dequeue(key string, q *lockQueue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if q.refs--; q.refs == 0 {
 		delete(s.queues, key)
+		if q.passed != "" {
+			go s.releaseToken(s.lockKey(key), q.passed)
+			q.passed = ""
+		}
 	}
 }
 
@@ -167,6 +203,9 @@ type lease struct {
 	token   string
 	q       *lockQueue
 	store   *leasedStore
+	// renewed is when the lock was last set or renewed, measured before
+	// the call; written by renew, read by Unlock once renew has returned.
+	renewed time.Time
 
 	lost atomic.Bool // the lock is, or may be, no longer ours
 	stop chan struct{}
@@ -188,20 +227,20 @@ func (l *lease) renew() {
 	ttl := l.s.lockTTL
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
-	last := time.Now()
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
 		n, err := renewScript.Run(ctx, l.s.c, []string{l.lockKey}, l.token, ttl.Milliseconds()).Int()
 		cancel()
 		switch {
 		case err == nil && n == 1:
-			last = time.Now()
-		case err == nil || time.Since(last) >= ttl:
+			l.renewed = start
+		case err == nil || time.Since(l.renewed) >= ttl:
 			l.lost.Store(true)
 			return
 		}
@@ -217,7 +256,7 @@ func (l *lease) Unlock() error {
 		<-l.done
 		if l.lost.Load() {
 			l.err = fmt.Errorf("redisstore: unlock: %w", session.ErrLockLost)
-		} else {
+		} else if !l.handOff() {
 			n, err := l.s.releaseToken(l.lockKey, l.token)
 			switch {
 			case err != nil:
@@ -226,14 +265,29 @@ func (l *lease) Unlock() error {
 			case n == 0:
 				l.err = fmt.Errorf("redisstore: unlock: %w", session.ErrLockLost)
 			}
-			l.lost.Store(true)
 		}
+		l.lost.Store(true) // this lease's store writes no more
 		l.s.mu.Lock()
 		delete(l.s.leases, l)
 		l.s.mu.Unlock()
 		l.s.leave(l.key, l.q)
 	})
 	return l.err
+}
+
+// handOff passes the Redis lock to the next holder of this process, if
+// one waits and the run of hand-offs is not at its limit.
+func (l *lease) handOff() bool {
+	s, q := l.s, l.q
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q.refs > 1 && q.handoffs < maxHandoffs && !s.closed && time.Since(l.renewed) < s.lockTTL/2 {
+		q.passed, q.renewed = l.token, l.renewed
+		q.handoffs++
+		return true
+	}
+	q.handoffs = 0
+	return false
 }
 
 // Close releases the locks still held through the store and makes Lock

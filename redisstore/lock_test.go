@@ -227,6 +227,111 @@ func TestWaitersQueueInProcess(t *testing.T) {
 	t.Logf("%d commands in %v from %d waiters", polls, hold, n)
 }
 
+// TestHandOff: holders of one process hand the Redis lock to each other
+// while others wait, so a run of locked requests costs one SET and one
+// release per maxHandoffs requests, not one each.
+func TestHandOff(t *testing.T) {
+	t.Parallel()
+	c := standalone(t).Client()
+	t.Cleanup(func() { c.Close() })
+	hook := &countingHook{}
+	c.AddHook(hook)
+	s := newStore(t, c, Options{})
+	ctx := t.Context()
+	if err := s.Create(ctx, "k", freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`0`)})); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lockedAdd(ctx, s, "k"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for s.queueLen("k") < n+1 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := first.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	rec, err := s.Load(ctx, "k")
+	if err != nil || string(rec.Values["n"]) != fmt.Sprint(n) {
+		t.Fatalf("n = %s, %v; want %d", rec.Values["n"], err, n)
+	}
+	sets, releases := hook.count("set"), hook.count("evalsha "+releaseScript.Hash())
+	t.Logf("%d locked requests: %d SETs, %d releases", n+1, sets, releases)
+	if max := (n+1)/maxHandoffs + 2; sets > max || releases > max {
+		t.Fatalf("%d locked requests in a row took %d SETs and %d releases, want at most %d each", n+1, sets, releases, max)
+	}
+	if s.queueLen("k") != 0 {
+		t.Fatal("the key's queue is left behind")
+	}
+	if n, _ := c.Exists(ctx, s.lockKey("k")).Result(); n != 0 {
+		t.Fatal("the lock is still held after the last holder left")
+	}
+}
+
+// TestHandOffToLeaver: a lock handed to waiters who all give up is
+// released by the last of them, not left to expire.
+func TestHandOffToLeaver(t *testing.T) {
+	t.Parallel()
+	c := topologies[0].client(t)
+	s := newStore(t, c, Options{})
+	ctx := t.Context()
+	held, err := s.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A waiter whose context ends just after the hand-off: its turn comes
+	// with the lock, but it may give up before or after taking it.
+	for range 20 {
+		wctx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() {
+			l, err := s.Lock(wctx, "k")
+			if err == nil {
+				err = l.Unlock()
+			}
+			got <- err
+		}()
+		for s.queueLen("k") < 2 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		go cancel()
+		if err := held.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		<-got
+		cancel()
+		if held, err = s.Lock(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := held.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n, _ := c.Exists(ctx, s.lockKey("k")).Result()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock is still held after every holder and waiter left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestCloseStopsRenewals: Close releases what is held and stops the
 // renewal goroutines.
 func TestCloseStopsRenewals(t *testing.T) {
@@ -374,4 +479,15 @@ func lockKeys(ctx context.Context, c redis.UniversalClient, prefix string) ([]st
 		return err
 	})
 	return all, err
+}
+
+// queueLen returns how many requests hold or wait for key's lock in this
+// process.
+func (s *Store) queueLen(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q := s.queues[key]; q != nil {
+		return q.refs
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,6 +173,14 @@ func TestLoginIndexesFirst(t *testing.T) {
 // one round trip to Redis.
 type countingHook struct {
 	trips atomic.Int64
+	mu    sync.Mutex
+	names map[string]int // commands by name, EVALSHA by script
+}
+
+func (h *countingHook) count(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.names[name]
 }
 
 func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -179,6 +188,16 @@ func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return nex
 func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		h.trips.Add(1)
+		name := cmd.Name()
+		if args := cmd.Args(); name == "evalsha" && len(args) > 1 {
+			name = fmt.Sprint("evalsha ", args[1])
+		}
+		h.mu.Lock()
+		if h.names == nil {
+			h.names = map[string]int{}
+		}
+		h.names[name]++
+		h.mu.Unlock()
 		return next(ctx, cmd)
 	}
 }
