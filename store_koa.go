@@ -352,6 +352,7 @@ func (s *KoaStore) Update(ctx context.Context, key string, ch *Change) (*Record,
 				return err
 			}
 			rec.Version = koaVersion(data)
+			rec.Expires = time.UnixMilli(expires).UTC()
 			_, err = tx.ExecContext(ctx, s.q.update, data, expires, key)
 			return err
 		})

@@ -214,6 +214,9 @@ func (s *MySQLStore) Load(ctx context.Context, key string) (*Record, error) {
 	if err := checkMySQLKey(key); err != nil {
 		return nil, fmt.Errorf("session: mysql: load: %w", err)
 	}
+	if err := s.lostLock(); err != nil {
+		return nil, err
+	}
 	rec, err := s.scan(s.run.QueryRowContext(ctx, s.q.load, key, mysqlFormatTime(s.now())))
 	if mysqlRetryable(err) && ctx.Err() == nil {
 		rec, err = s.scan(s.run.QueryRowContext(ctx, s.q.load, key, mysqlFormatTime(s.now())))
@@ -304,6 +307,7 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 				return err
 			}
 			rec.Version = old.Version + 1 // what version = version + 1 stores
+			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
 			_, err = tx.ExecContext(ctx, s.q.update, row.data, rec.Owner, row.expires, key)
 			return err
 		})

@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -15,9 +17,14 @@ import (
 // and each change is still applied whole, in arrival order, to the freshest
 // state.
 
-// combinedBatchTimeout bounds a batch whose leader's own context ended
-// while it waited: the batch holds the changes of other requests too.
+// combinedBatchTimeout bounds a batch led by a request that waited for it:
+// the batch holds the changes of other requests too, so it does not run
+// on what is left of the leader's own deadline.
 const combinedBatchTimeout = 5 * time.Second
+
+// errWithdrawn: an Update gave up while queued, before any batch took it;
+// its change was not applied.
+var errWithdrawn = errors.New("gave up waiting for the commit in flight; change not applied")
 
 // updateCombiner batches the Updates of each key.
 type updateCombiner struct {
@@ -71,11 +78,15 @@ func (c *updateCombiner) update(ctx context.Context, key string, ch *Change, run
 
 	select {
 	case batch := <-me.lead:
-		c.lead(ctx, key, batch, run)
+		// The batch holds other requests' changes: it gets a deadline of
+		// its own rather than whatever is left of this one's.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), combinedBatchTimeout)
+		c.lead(bctx, key, batch, run)
+		cancel()
 	case <-me.done:
 	case <-ctx.Done():
 		if c.withdraw(key, me) {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%w: %w", errWithdrawn, ctx.Err())
 		}
 		// Taken into a batch already: its outcome is this change's, and
 		// if this one leads it, the others' changes are owed a run.

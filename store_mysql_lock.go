@@ -117,6 +117,9 @@ func (l *mysqlLease) broken(err error) bool {
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		gone = true
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// A context error says nothing of the connection (and a
+		// deadline is a net.Error too).
 	default:
 		var ne net.Error
 		gone = errors.As(err, &ne)

@@ -199,11 +199,23 @@ func (b *mysqlTable) insert(ctx context.Context, key string, now any, insert, de
 // it back, and on its own it is safe to repeat. A lock wait timeout is not
 // repeated, which would double a wait that already ran its course.
 func (b *mysqlTable) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := b.lostLock(); err != nil {
+		return nil, err
+	}
 	res, err := b.run.ExecContext(ctx, query, args...)
 	if mysqlRetryable(err) && ctx.Err() == nil {
 		res, err = b.run.ExecContext(ctx, query, args...)
 	}
 	return res, err
+}
+
+// lostLock fails a lease's store once its lock is known to be lost,
+// before anything is sent.
+func (b *mysqlTable) lostLock() error {
+	if b.lease != nil && b.lease.lost.Load() {
+		return fmt.Errorf("%s: %w: the lock's connection failed earlier", b.prefix, ErrLockLost)
+	}
+	return nil
 }
 
 // inTx runs f in one transaction, and all of it once more after a
@@ -271,10 +283,17 @@ func (b *mysqlTable) updateBatch(ctx context.Context, key string, ch *Change,
 		}
 		return results[0].rec, results[0].err
 	}
-	return b.life.combiner.update(ctx, key, ch, run)
+	rec, err := b.life.combiner.update(ctx, key, ch, run)
+	if errors.Is(err, errWithdrawn) {
+		return nil, fmt.Errorf("%s: update: %w", b.prefix, err)
+	}
+	return rec, err
 }
 
 func (b *mysqlTable) tryTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	if err := b.lostLock(); err != nil {
+		return err
+	}
 	tx, err := b.run.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -334,6 +353,9 @@ func (b *mysqlTable) deleteKey(ctx context.Context, key, query string) error {
 // queryRow runs one single-row query into dest, and once more after a
 // deadlock or lock wait timeout.
 func (b *mysqlTable) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	if err := b.lostLock(); err != nil {
+		return err
+	}
 	err := b.run.QueryRowContext(ctx, query, args...).Scan(dest...)
 	if mysqlRetryable(err) && ctx.Err() == nil {
 		err = b.run.QueryRowContext(ctx, query, args...).Scan(dest...)
