@@ -147,7 +147,12 @@ func (s *Store) Load(ctx context.Context, key string) (*session.Record, error) {
 		return nil, fmt.Errorf("redisstore: load: %w", err)
 	}
 	fields, err := s.c.HGetAll(ctx, s.recordKey(key)).Result()
-	if err != nil {
+	switch {
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		// Not a hash: something else wrote the key. The middleware
+		// starts a fresh session rather than fail every request.
+		return nil, fmt.Errorf("redisstore: load: %w: %w", session.ErrCorrupt, err)
+	case err != nil:
 		return nil, callErr(ctx, "load", err)
 	}
 	if len(fields) == 0 {
@@ -184,7 +189,7 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 }
 
 // Delete removes the record under key. The owner index keeps the key
-// until the record's end had passed; DeleteOwner skips it meanwhile.
+// until the record's end has passed; DeleteOwner skips it meanwhile.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	return s.delete(ctx, key, "")
 }
