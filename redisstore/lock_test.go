@@ -111,8 +111,11 @@ func TestLeaseLostWhenRenewalStalls(t *testing.T) {
 	hook := &blockHook{script: renewScript}
 	stalled.AddHook(hook)
 	prefix := testPrefix(t)
-	slow := newStore(t, stalled, Options{Prefix: prefix, LockTTL: 60 * time.Millisecond})
-	fast := newStore(t, topologies[0].client(t), Options{Prefix: prefix, LockTTL: 60 * time.Millisecond})
+	// A TTL short enough to expire quickly, long enough that a loaded
+	// machine (-race, parallel tests) still renews in time.
+	const ttl = 300 * time.Millisecond
+	slow := newStore(t, stalled, Options{Prefix: prefix, LockTTL: ttl})
+	fast := newStore(t, topologies[0].client(t), Options{Prefix: prefix, LockTTL: ttl})
 	ctx := t.Context()
 	if err := fast.Create(ctx, "k", freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`0`)})); err != nil {
 		t.Fatal(err)
@@ -123,14 +126,14 @@ func TestLeaseLostWhenRenewalStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Renewal works while not stalled: the lock outlives its TTL.
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(2 * ttl)
 	if _, err := held.Store().Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}}); err != nil {
 		t.Fatalf("Update while renewals run, past LockTTL: %v", err)
 	}
 	hook.blocked.Store(true)
 	defer hook.blocked.Store(false)
 
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	waitCtx, cancel := context.WithTimeout(ctx, 10*ttl)
 	defer cancel()
 	other, err := fast.Lock(waitCtx, "k")
 	if err != nil {
