@@ -112,10 +112,6 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 		// The handler may have replaced the Vary set before it ran.
 		varyCookie(h)
 	}
-	if s.setErr != nil {
-		err, s.setErr = s.setErr, nil
-		return late, err
-	}
 	p, ok := s.plan()
 	if !ok {
 		return late, nil

@@ -82,6 +82,12 @@ var (
 	ErrResponseStarted = errors.New("session: changed after the response started")
 	// ErrInvalidOptions: New was given options it cannot honour.
 	ErrInvalidOptions = errors.New("session: invalid options")
+	// ErrInvalidValue: Set was given a value that cannot be stored.
+	ErrInvalidValue = errors.New("session: value cannot be stored")
+	// ErrSessionClosed: the session was changed after the request's last
+	// commit (from a goroutine that outlived the handler, or after an
+	// http.TimeoutHandler gave up on it), when nothing can save it.
+	ErrSessionClosed = errors.New("session: changed after the request ended")
 )
 
 const (
@@ -363,6 +369,18 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	x.w = responseWriter{ResponseWriter: w, s: s}
 	next.ServeHTTP(&x.w, r.WithContext(x))
 	x.w.finish()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// lock locks s.mu, or explains the nil session that FromContext returns
+// outside the middleware.
+func (s *Session) lock() {
+	if s == nil {
+		panic("session: no session in this request's context: wrap the handler with session.Middleware or Manager.Handler (FromContext returned nil)")
+	}
+	s.mu.Lock()
 }
 
 // lockSession takes the lock of the session the request's cookie names and
@@ -467,8 +485,8 @@ type Session struct {
 	ch      Change
 	regen   bool   // Regenerate was called
 	ended   string // store key of a session destroyed in this request
-	setErr  error
 	started bool // the response's headers are out
+	closed  bool // the request's last commit is done: changes would be lost
 }
 
 // load reads the session the request names, replacing the loaded state
@@ -515,7 +533,7 @@ func (s *Session) load() error {
 // ID returns the session's id, choosing one for a new session. It is the
 // secret the cookie carries: never log it or put it in a URL.
 func (s *Session) ID() string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	if s.id == "" {
 		s.id = s.m.ids.newID()
@@ -526,7 +544,7 @@ func (s *Session) ID() string {
 // IsNew reports whether the session was not found in the store at the start
 // of the request (or was destroyed during it).
 func (s *Session) IsNew() bool {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.base == nil
 }
@@ -535,14 +553,17 @@ func (s *Session) IsNew() bool {
 // [Manager.Revoke] or [Session.RevokeOwner] can end all of that owner's
 // sessions. Call it at login, together with Regenerate.
 func (s *Session) SetOwner(owner string) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
+	if s.closedLocked("SetOwner") != nil {
+		return
+	}
 	s.ch.Owner = &owner
 }
 
 // Owner returns the session's owner, or "".
 func (s *Session) Owner() string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	if s.ch.Owner != nil {
 		return *s.ch.Owner
@@ -558,7 +579,7 @@ func (s *Session) Owner() string {
 // survives ("log out my other devices"), without it this one ends too. It
 // reports how many other sessions it ended.
 func (s *Session) RevokeOwner(keepCurrent bool) (int, error) {
-	owner := s.Owner()
+	owner := s.Owner() // panics with a clear message outside the middleware
 	if owner == "" {
 		return 0, nil
 	}
@@ -591,8 +612,11 @@ func (s *Session) RevokeOwner(keepCurrent bool) (int, error) {
 // privilege level changes, at least at login, so that an id planted before
 // login (session fixation) is worth nothing after it.
 func (s *Session) Regenerate() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
+	if s.closedLocked("Regenerate") != nil {
+		return
+	}
 	s.regen = true
 }
 
@@ -600,8 +624,11 @@ func (s *Session) Regenerate() {
 // when the request commits. Values set after Destroy start a new session
 // with a new id.
 func (s *Session) Destroy() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
+	if s.closedLocked("Destroy") != nil {
+		return
+	}
 	if s.key != "" {
 		s.ended = s.key
 	}

@@ -685,19 +685,6 @@ func TestPopAndMarshalJSON(t *testing.T) {
 	}
 }
 
-func TestUnencodableValueFailsLoudly(t *testing.T) {
-	a := newApp(t, session.Options{}, map[string]http.HandlerFunc{
-		"/bad": setRoute("ch", make(chan int)),
-	})
-	res, _ := a.get("/bad")
-	if res.StatusCode != 500 || res.Header.Get("Set-Cookie") != "" {
-		t.Fatalf("status %d cookie %q", res.StatusCode, res.Header.Get("Set-Cookie"))
-	}
-	if err := <-a.errs; err == nil || !strings.Contains(err.Error(), `"ch"`) {
-		t.Fatalf("error %v should name the key", err)
-	}
-}
-
 func TestMaxSize(t *testing.T) {
 	a := newApp(t, session.Options{MaxSize: 1024}, map[string]http.HandlerFunc{
 		"/big": setRoute("blob", strings.Repeat("x", 2000)),

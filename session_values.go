@@ -31,7 +31,7 @@ func (s *Session) raw(key string) json.RawMessage {
 }
 
 func (s *Session) rawLocked(key string) json.RawMessage {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.raw(key)
 }
@@ -104,20 +104,51 @@ func (s *Session) Decode(key string, dst any) error {
 }
 
 // Set stores value under key. The value is encoded as JSON at once, so
-// later changes to it do not reach the session. A value JSON cannot encode
-// (a channel, a NaN) leaves the key unchanged and fails the request's
-// commit, through the ErrorHandler. Setting nil deletes the key.
-func (s *Session) Set(key string, value any) {
+// later changes to it do not reach the session. Setting nil deletes the
+// key.
+//
+// A value that cannot be stored is refused here, where the handler can
+// react, with an error wrapping ErrInvalidValue: one JSON cannot encode (a
+// channel, a func, NaN, a cycle), or one nested more than 100 arrays or
+// objects deep, which could not be read back. The key keeps its value, the
+// request's other changes are saved as usual, and the refusal is logged
+// too, so that an ignored error still leaves a trace. After the request's
+// last commit (a goroutine that outlived its handler, a handler that
+// http.TimeoutHandler gave up on) Set changes nothing and returns an error
+// wrapping ErrSessionClosed, which is logged as well.
+func (s *Session) Set(key string, value any) error {
 	raw, err := encodeValue(value)
-	s.mu.Lock()
+	if err == nil && jsonDepth(raw) > maxValueDepth {
+		err = fmt.Errorf("nested more than %d levels deep", maxValueDepth)
+	}
+	s.lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		if s.setErr == nil {
-			s.setErr = fmt.Errorf("session: set %q: %w", key, err)
-		}
-		return
+		err = fmt.Errorf("session: set %q: %w: %w", key, ErrInvalidValue, err)
+		s.m.log.WarnContext(s.ctx, "session value refused", "key", key, "err", err)
+		return err
+	}
+	if err := s.closedLocked("Set"); err != nil {
+		return err
 	}
 	s.put(key, raw)
+	return nil
+}
+
+// maxValueDepth is how deeply a value may nest arrays and objects: the
+// stored session nests one level more, and every decoder that reads it back
+// (encoding/json stops at 10,000) must accept it.
+const maxValueDepth = 100
+
+// closedLocked reports, and logs, a change attempted after the request's
+// last commit, which nothing would save. The caller holds s.mu.
+func (s *Session) closedLocked(op string) error {
+	if !s.closed {
+		return nil
+	}
+	err := fmt.Errorf("session: %s after the request's last commit: %w", op, ErrSessionClosed)
+	s.m.log.ErrorContext(s.ctx, "session change lost", "err", err, "session", logID(s.key))
+	return err
 }
 
 // put records a change. The caller holds s.mu.
@@ -140,8 +171,11 @@ func (s *Session) put(key string, raw json.RawMessage) {
 // range; a value set to something else by a concurrent request fails the
 // commit the same way.
 func (s *Session) Add(key string, delta int64) (int64, error) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
+	if err := s.closedLocked("Add"); err != nil {
+		return 0, err
+	}
 	cur := s.raw(key)
 	sum, err := addInt(cur, delta)
 	if err != nil {
@@ -170,18 +204,21 @@ func (s *Session) Add(key string, delta int64) (int64, error) {
 
 // Delete removes key.
 func (s *Session) Delete(key string) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
+	if s.closedLocked("Delete") != nil {
+		return
+	}
 	s.put(key, nil)
 }
 
 // Pop returns the value of key, as Get does, and deletes it: a read-once
 // flash message.
 func (s *Session) Pop(key string) any {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	raw := s.raw(key)
-	if isNull(raw) {
+	if isNull(raw) || s.closedLocked("Pop") != nil {
 		return nil
 	}
 	s.put(key, nil)
@@ -192,8 +229,11 @@ func (s *Session) Pop(key string) any {
 // is deleted from the store and its cookie expired when the request ends);
 // use Destroy to end it.
 func (s *Session) Clear() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
+	if s.closedLocked("Clear") != nil {
+		return
+	}
 	s.ch.Clear, s.ch.Values, s.ch.Add = true, nil, nil
 }
 
@@ -215,14 +255,14 @@ func (s *Session) values() map[string]json.RawMessage {
 
 // Keys returns the keys that have values, sorted.
 func (s *Session) Keys() []string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.values()))
 }
 
 // Len returns the number of keys that have values.
 func (s *Session) Len() int {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	if s.base == nil && len(s.ch.Values) == 0 && len(s.ch.Add) == 0 {
 		return 0
@@ -233,7 +273,27 @@ func (s *Session) Len() int {
 // MarshalJSON returns the session's values as one JSON object with sorted
 // keys, so a handler can answer with the session itself.
 func (s *Session) MarshalJSON() ([]byte, error) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return encodeObject(s.values()), nil
+}
+
+// jsonDepth returns how deeply raw, valid JSON, nests arrays and objects.
+func jsonDepth(raw []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case inString && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
