@@ -89,7 +89,7 @@ func (s *Session) plan() (commitPlan, bool) {
 	default:
 		p.op = opTouch
 	}
-	p.now = time.Now()
+	p.now = s.m.now()
 	if p.op == opUpdate || p.op == opTouch {
 		if exp, due := s.m.expiry(s.base, p.now); due {
 			p.expires = exp
@@ -214,6 +214,15 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 	}
 	if late {
 		return cookieEffect{}, fmt.Errorf("%w: a new session id needs a cookie", ErrResponseStarted)
+	}
+	if from == nil && s.ctx.Err() != nil {
+		// The request was cancelled before its cookie went out (the client
+		// left, or an http.TimeoutHandler around the middleware answered
+		// 503): nobody could ever present this id, so storing it would
+		// only leave an orphan record.
+		s.m.log.WarnContext(s.ctx, "new session not stored: the request ended before its cookie could be sent", "err", s.ctx.Err())
+		s.clean()
+		return cookieEffect{}, nil
 	}
 	if rec.Owner != "" && m.owners == nil {
 		return cookieEffect{}, errOwnerStore(m.store)

@@ -119,6 +119,7 @@ type Manager struct {
 	maxSize    int
 	onError    func(http.ResponseWriter, *http.Request, error)
 	log        *slog.Logger
+	now        func() time.Time // time.Now; tests set a clock of their own
 
 	rejected atomic.Int64 // cookies refused before the store
 	unknown  atomic.Int64 // well-formed ids the store did not know
@@ -157,6 +158,7 @@ func New(opts Options) (*Manager, error) {
 		maxSize:    orDefault(opts.MaxSize, defaultMaxSize),
 		onError:    opts.ErrorHandler,
 		log:        opts.Logger,
+		now:        time.Now,
 	}
 	name := opts.CookieName
 	if name == "" {
@@ -207,6 +209,9 @@ func (m *Manager) check(opts Options, name string) error {
 		return fmt.Errorf("option IdleTimeout, Lifetime, LockTimeout, StoreTimeout and CommitTimeout must not be negative")
 	case opts.MaxSize < 0:
 		return fmt.Errorf("option MaxSize must not be negative")
+	case orDefault(opts.IdleTimeout, defaultIdleTimeout) > orDefault(opts.Lifetime, defaultLifetime):
+		return fmt.Errorf("option IdleTimeout (%v) is longer than Lifetime (%v): no session could stay idle that long; shorten IdleTimeout or lengthen Lifetime",
+			orDefault(opts.IdleTimeout, defaultIdleTimeout), orDefault(opts.Lifetime, defaultLifetime))
 	}
 	for i, k := range opts.SigningKeys {
 		if len(k) < minKeyBytes {
@@ -266,15 +271,27 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 
 // Locked wraps next so that requests of one session run it one at a time,
 // across every server that shares the store: the route's read-modify-write
-// is exact. Used inside Handler, it takes the lock and loads the session
-// again, so the handler sees the state left by the previous holder. The
-// store must implement [Locker]; if it does not, every request is answered
-// through the ErrorHandler.
+// is exact. On its own it is the whole middleware for next, with the lock
+// taken before the session is loaded (one load, on the lock's
+// connection). Inside the same Manager's Handler it takes the lock and
+// loads the session again, so the handler sees the state left by the
+// previous holder. Inside another Manager's Handler, or with a store that
+// does not implement [Locker], it answers every request through the
+// ErrorHandler (500), so the mistake shows at once instead of a route
+// that looks locked and is not.
 func (m *Manager) Locked(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := FromContext(r.Context()); s != nil && s.m != m {
+			m.onError(w, r, errLockedOutside)
+			return
+		}
 		m.serve(w, r, next, true)
 	})
 }
+
+// errLockedOutside explains a Locked route inside another Manager's
+// Handler, whose session it would neither lock nor see.
+var errLockedOutside = errors.New("session: Manager.Locked is used inside the Handler of another Manager: its lock would not cover the session the handler sees; use the Locked of the Manager whose Handler is around it")
 
 // Revoke ends every session tied to owner with [Session.SetOwner], on every
 // server that shares the store: what a password change or "log out
@@ -509,7 +526,7 @@ func (s *Session) load() error {
 	cancel()
 	switch {
 	case err == nil:
-		now := time.Now()
+		now := s.m.now()
 		if rec == nil || !now.Before(rec.Expires) || (!rec.Deadline.IsZero() && !now.Before(rec.Deadline)) {
 			s.m.unknown.Add(1)
 			return nil // the store kept it past its time: never serve it

@@ -428,7 +428,7 @@ func TestActivityKeepsSessionAlive(t *testing.T) {
 }
 
 func TestLifetimeIsAbsolute(t *testing.T) {
-	a := newApp(t, session.Options{IdleTimeout: time.Hour, Lifetime: 300 * time.Millisecond}, map[string]http.HandlerFunc{
+	a := newApp(t, session.Options{IdleTimeout: 300 * time.Millisecond, Lifetime: 300 * time.Millisecond}, map[string]http.HandlerFunc{
 		"/set": setRoute("user", "ann"),
 		"/":    showRoute,
 	})
