@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/seed013449c2/session/internal/jsonobj"
 )
 
 // Values are kept as JSON, one document per key, from the moment they are
@@ -27,7 +29,7 @@ func encodeValue(v any) (json.RawMessage, error) {
 	case nil:
 		return nil, nil
 	case string:
-		if plainString(x) {
+		if jsonobj.PlainString(x) {
 			b := make([]byte, 0, len(x)+2)
 			b = append(b, '"')
 			b = append(b, x...)
@@ -65,18 +67,6 @@ func encodeValue(v any) (json.RawMessage, error) {
 		return nil, nil
 	}
 	return b, nil
-}
-
-// plainString reports whether s encodes to JSON as itself between quotes:
-// printable ASCII that encoding/json would not escape.
-func plainString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // isNull reports whether raw is absent or JSON null.
@@ -187,74 +177,4 @@ func decodeTime(raw json.RawMessage) (time.Time, bool) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	return t, err == nil
-}
-
-// encodeObject writes values as one JSON object with sorted keys, each value
-// copied as it is stored. Empty values are left out.
-func encodeObject(values map[string]json.RawMessage) []byte {
-	keys := make([]string, 0, len(values))
-	size := 2
-	for k, v := range values {
-		if len(v) == 0 {
-			continue
-		}
-		keys = append(keys, k)
-		size += len(k) + len(v) + 4
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		if plainString(k) {
-			b = append(b, '"')
-			b = append(b, k...)
-			b = append(b, '"')
-		} else {
-			q, _ := json.Marshal(k) // a string always marshals
-			b = append(b, q...)
-		}
-		b = append(b, ':')
-		b = append(b, values[k]...)
-	}
-	return append(b, '}')
-}
-
-// decodeObject parses a stored JSON object into its values, leaving each
-// value undecoded. Null values are kept, as stored; the session reads them
-// as missing.
-func decodeObject(data []byte) (map[string]json.RawMessage, error) {
-	var values map[string]json.RawMessage
-	if err := json.Unmarshal(data, &values); err != nil {
-		return nil, fmt.Errorf("stored data is not a JSON object: %w", err)
-	}
-	if values == nil {
-		values = map[string]json.RawMessage{}
-	}
-	return values, nil
-}
-
-// objectSize returns len(encodeObject(values)) without building it: the
-// exact number of bytes a store keeps for values.
-func objectSize(values map[string]json.RawMessage) int {
-	size, n := 2, 0
-	for k, v := range values {
-		if len(v) == 0 {
-			continue
-		}
-		if n > 0 {
-			size++ // the comma
-		}
-		n++
-		if plainString(k) {
-			size += len(k) + 2
-		} else {
-			q, _ := json.Marshal(k) // a string always marshals
-			size += len(q)
-		}
-		size += 1 + len(v)
-	}
-	return size
 }

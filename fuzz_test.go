@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/seed013449c2/session/internal/jsonobj"
 )
 
 const fzName = "SESSION_ID"
@@ -281,7 +283,7 @@ func FuzzVerifySigned(f *testing.F) {
 }
 
 // FuzzStoredValues feeds arbitrary bytes where a store's data goes: the
-// JSON object of a record (through decodeObject) and a single stored value
+// JSON object of a record (through jsonobj.Decode) and a single stored value
 // that breaks the contract. Nothing panics; the typed getters agree with
 // encoding/json; MarshalJSON of decoded values is valid JSON that decodes
 // back to the same values; Add counts on from exactly the integer GetInt64
@@ -289,16 +291,16 @@ func FuzzVerifySigned(f *testing.F) {
 func FuzzStoredValues(f *testing.F) {
 	f.Add([]byte(`{"count":1,"user_id":"abc"}`), "count")
 	f.Fuzz(func(t *testing.T, data []byte, key string) {
-		values, err := decodeObject(data)
+		values, err := jsonobj.Decode(data)
 		if err == nil {
 			if !json.Valid(data) {
-				t.Fatalf("decodeObject accepted invalid JSON %q", data)
+				t.Fatalf("jsonobj.Decode accepted invalid JSON %q", data)
 			}
 			// A null is kept as stored and reads as absent.
 			live := map[string]json.RawMessage{}
 			for k, v := range values {
 				if !json.Valid(v) {
-					t.Fatalf("decodeObject kept invalid JSON under %q: %q", k, v)
+					t.Fatalf("jsonobj.Decode kept invalid JSON under %q: %q", k, v)
 				}
 				if !isNull(v) {
 					live[k] = v
@@ -316,7 +318,7 @@ func FuzzStoredValues(f *testing.F) {
 			if err != nil || !json.Valid(out) {
 				t.Fatalf("MarshalJSON of %q: %q, %v", data, out, err)
 			}
-			again, err := decodeObject(out)
+			again, err := jsonobj.Decode(out)
 			if err != nil || !reflect.DeepEqual(again, live) {
 				t.Fatalf("MarshalJSON %q does not decode back to the stored values: %v", out, err)
 			}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/seed013449c2/session/internal/jsonobj"
 )
 
 // A session's values: reading them (decoded only when read, see codec.go)
@@ -275,7 +277,7 @@ func (s *Session) Len() int {
 func (s *Session) MarshalJSON() ([]byte, error) {
 	s.lock()
 	defer s.mu.Unlock()
-	return encodeObject(s.values()), nil
+	return jsonobj.Encode(s.values()), nil
 }
 
 // jsonDepth returns how deeply raw, valid JSON, nests arrays and objects.

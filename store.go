@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/seed013449c2/session/internal/jsonobj"
 )
 
 // Store keeps session records under opaque keys. The middleware never hands a
@@ -209,7 +211,7 @@ func (c *Change) Apply(rec *Record) (*Record, error) {
 		next.Expires = c.Expires
 	}
 	if c.MaxSize > 0 {
-		if size := objectSize(next.Values); size > c.MaxSize {
+		if size := jsonobj.Size(next.Values); size > c.MaxSize {
 			return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, c.MaxSize)
 		}
 	}

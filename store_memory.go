@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/seed013449c2/session/internal/keylock"
 )
 
 // memShards is how many independently locked parts a MemoryStore has, so
@@ -75,7 +77,7 @@ type memShard struct {
 	owners  map[string]map[string]struct{} // owner -> keys in this shard
 	version int64                          // last version given out here
 
-	locks keyLocks
+	locks keylock.Locks
 
 	_ [64]byte // keeps the next shard's lock off this shard's cache line
 }
@@ -311,12 +313,22 @@ func (s *MemoryStore) DeleteOwner(ctx context.Context, owner, exceptKey string) 
 
 // Lock implements [Locker] within this process. The lease cannot be lost.
 func (s *MemoryStore) Lock(ctx context.Context, key string) (Lease, error) {
-	unlock, err := s.shard(key).locks.lock(ctx, key)
+	unlock, err := s.shard(key).locks.Lock(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("session: memory store: lock: %w", err)
 	}
 	return &memLease{store: s, unlock: unlock}, nil
 }
+
+// memLease is the Lease of a lock that lives in this process alone: it
+// cannot be lost, and its store is the store itself.
+type memLease struct {
+	store  Store
+	unlock func()
+}
+
+func (l *memLease) Store() Store  { return l.store }
+func (l *memLease) Unlock() error { l.unlock(); return nil }
 
 func (s *MemoryStore) shard(key string) *memShard {
 	return &s.shards[maphash.String(s.seed, key)&(memShards-1)]

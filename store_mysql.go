@@ -10,6 +10,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/seed013449c2/session/internal/combine"
+	"github.com/seed013449c2/session/internal/jsonobj"
+	"github.com/seed013449c2/session/internal/sqltable"
 )
 
 // MySQLOptions configures a [MySQLStore]. The zero value is a working
@@ -85,8 +89,9 @@ type MySQLOptions struct {
 // its locks; a holder whose connection died gets [ErrLockLost] instead of
 // saving.
 type MySQLStore struct {
-	mysqlTable
-	q mysqlQueries
+	t    *sqltable.Table
+	comb *combine.Combiner[*Change, *Record]
+	q    mysqlQueries
 }
 
 // mysqlQueries holds the statements for one table, built once.
@@ -139,20 +144,29 @@ func newMySQLStore(db *sql.DB, ownDB bool, opts MySQLOptions) (*MySQLStore, erro
 	if table == "" {
 		table = mysqlDefaultTable
 	}
-	s := &MySQLStore{}
-	if err := s.setup(db, ownDB, "session: mysql", "MySQL", table, opts.CleanupBatch, opts.Logger); err != nil {
+	t, err := sqltable.New(sqltable.Config{
+		DB: db, OwnDB: ownDB, Table: table, Batch: opts.CleanupBatch, Logger: opts.Logger,
+		Prefix: "session: mysql", StoreType: "MySQLStore", OptionsType: "MySQLOptions",
+		Errors: sqlErrors,
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.q = buildMySQLQueries(table)
+	s := &MySQLStore{t: t, comb: &combine.Combiner[*Change, *Record]{}, q: buildMySQLQueries(table)}
 	if !opts.NoCreateTable {
-		if err := s.createTable(s.q.create); err != nil {
+		if err := t.CreateTable(s.q.create); err != nil {
 			return nil, err
 		}
 	}
-	if ctx, every := s.cleanupEvery(opts.CleanupInterval); every > 0 {
-		go s.cleanupLoop(ctx, every, s.DeleteExpired)
+	if ctx, every := t.CleanupEvery(opts.CleanupInterval); every > 0 {
+		go t.CleanupLoop(ctx, every, s.DeleteExpired)
 	}
 	return s, nil
+}
+
+// sqlErrors are the sentinels the SQL table helpers wrap.
+var sqlErrors = sqltable.Errors{
+	NotFound: ErrNotFound, Exists: ErrExists, Corrupt: ErrCorrupt, LockTimeout: ErrLockTimeout, LockLost: ErrLockLost,
 }
 
 func buildMySQLQueries(table string) mysqlQueries {
@@ -198,7 +212,7 @@ func (s *MySQLStore) CreateTableSQL() string {
 // if [OpenMySQLStore] opened it. Calling Close again returns the first
 // result.
 func (s *MySQLStore) Close() error {
-	return s.close()
+	return s.t.Close()
 }
 
 // DeleteExpired deletes the rows that expired before the call, at most
@@ -206,32 +220,29 @@ func (s *MySQLStore) Close() error {
 // reports how many it deleted. The cleanup runs it every CleanupInterval;
 // call it yourself when the cleanup is disabled.
 func (s *MySQLStore) DeleteExpired(ctx context.Context) (int64, error) {
-	return s.deleteExpired(ctx, s.q.deleteExpired, mysqlFormatTime(s.now()))
+	return s.t.DeleteExpired(ctx, s.q.deleteExpired, mysqlFormatTime(s.t.Now()))
 }
 
 // Load implements [Store].
 func (s *MySQLStore) Load(ctx context.Context, key string) (*Record, error) {
-	if err := checkMySQLKey(key); err != nil {
+	if err := sqltable.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("session: mysql: load: %w", err)
 	}
-	if err := s.lostLock(); err != nil {
-		return nil, err
-	}
-	rec, err := s.scan(s.run.QueryRowContext(ctx, s.q.load, key, mysqlFormatTime(s.now())))
-	if mysqlRetryable(err) && ctx.Err() == nil {
-		rec, err = s.scan(s.run.QueryRowContext(ctx, s.q.load, key, mysqlFormatTime(s.now())))
-	}
-	return rec, s.loadErr(ctx, "load", err)
+	rec, err := mysqlScan(func(dest ...any) error {
+		return s.t.QueryRow(ctx, s.q.load, []any{key, mysqlFormatTime(s.t.Now())}, dest...)
+	})
+	return rec, s.t.LoadErr(ctx, "load", err)
 }
 
-// scan reads one row of the load statements into a record.
-func (s *MySQLStore) scan(row *sql.Row) (*Record, error) {
+// mysqlScan reads one row of the load statements into a record through
+// scan, a Scan of the row.
+func mysqlScan(scan func(dest ...any) error) (*Record, error) {
 	var (
 		data                       []byte
 		rec                        Record
 		created, expires, deadline mysqlTime
 	)
-	if err := row.Scan(&data, &rec.Owner, &created, &expires, &deadline, &rec.Version); err != nil {
+	if err := scan(&data, &rec.Owner, &created, &expires, &deadline, &rec.Version); err != nil {
 		return nil, err
 	}
 	if !created.valid || !expires.valid {
@@ -239,23 +250,10 @@ func (s *MySQLStore) scan(row *sql.Row) (*Record, error) {
 	}
 	rec.Created, rec.Expires, rec.Deadline = created.t, expires.t, deadline.t
 	var err error
-	if rec.Values, err = decodeObject(data); err != nil {
+	if rec.Values, err = jsonobj.Decode(data); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return &rec, nil
-}
-
-// loadErr words the error of a statement that reads a record for op.
-func (s *MySQLStore) loadErr(ctx context.Context, op string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("session: mysql: %s: %w", op, ErrNotFound)
-	case errors.Is(err, ErrCorrupt):
-		return fmt.Errorf("session: mysql: %s: %w", op, err)
-	}
-	return s.fail(ctx, op, err)
 }
 
 // Create implements [Store]. It stores rec with version 1 and sets
@@ -267,7 +265,7 @@ func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error 
 		return fmt.Errorf("session: mysql: create: %w", err)
 	}
 	const version = 1
-	err = s.insert(ctx, key, mysqlFormatTime(s.now()), s.q.insert, s.q.deleteExpiredKey,
+	err = s.t.Insert(ctx, key, mysqlFormatTime(s.t.Now()), s.q.insert, s.q.deleteExpiredKey,
 		key, row.data, rec.Owner, row.created, row.expires, row.deadline, version)
 	if err != nil {
 		return err
@@ -283,25 +281,22 @@ func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error 
 // earlier one is in flight; writers in other processes queue on the row
 // lock inside the database. Nobody retries.
 func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
-	if err := checkMySQLKey(key); err != nil {
+	if err := sqltable.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("session: mysql: update: %w", err)
 	}
 	if ch == nil {
 		return nil, errors.New("session: mysql: update: nil change")
 	}
-	return s.updateBatch(ctx, key, ch,
-		func(ctx context.Context, tx *sql.Tx) (*Record, error) {
-			return s.scan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.now())))
+	return sqltable.Update(ctx, s.t, s.comb, key, ch, sqltable.Tx[*Record]{
+		Lock: func(ctx context.Context, tx *sql.Tx) (*Record, error) {
+			return mysqlScan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.t.Now())).Scan)
 		},
-		func(rec *Record) error {
+		Empty: func(rec *Record) bool { return len(rec.Values) == 0 },
+		Check: func(rec *Record) error {
 			_, err := mysqlRow(key, rec)
 			return err
 		},
-		func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
-			if rec == nil {
-				_, err := tx.ExecContext(ctx, s.q.delete, key)
-				return err
-			}
+		Write: func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
 			row, err := mysqlRow(key, rec)
 			if err != nil {
 				return err
@@ -310,12 +305,17 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
 			_, err = tx.ExecContext(ctx, s.q.update, row.data, rec.Owner, row.expires, key)
 			return err
-		})
+		},
+		Delete: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, s.q.delete, key)
+			return err
+		},
+	})
 }
 
 // Touch implements [Store]. It writes only expires_at.
 func (s *MySQLStore) Touch(ctx context.Context, key string, expires time.Time) error {
-	if err := checkMySQLKey(key); err != nil {
+	if err := sqltable.CheckKey(key); err != nil {
 		return fmt.Errorf("session: mysql: touch: %w", err)
 	}
 	exp, err := mysqlCheckTime("expires", expires)
@@ -323,12 +323,12 @@ func (s *MySQLStore) Touch(ctx context.Context, key string, expires time.Time) e
 		return fmt.Errorf("session: mysql: touch: %w", err)
 	}
 	var version int64
-	return s.touchRow(ctx, key, exp, mysqlFormatTime(s.now()), s.q.touch, s.q.exists, &version)
+	return s.t.TouchRow(ctx, key, exp, mysqlFormatTime(s.t.Now()), s.q.touch, s.q.exists, &version)
 }
 
 // Delete implements [Store].
 func (s *MySQLStore) Delete(ctx context.Context, key string) error {
-	return s.deleteKey(ctx, key, s.q.delete)
+	return s.t.DeleteKey(ctx, key, s.q.delete)
 }
 
 // DeleteOwner implements [OwnerStore]. Owners match byte for byte: case and
@@ -338,11 +338,11 @@ func (s *MySQLStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (
 		return 0, nil
 	}
 	if exceptKey != "" {
-		if err := checkMySQLKey(exceptKey); err != nil {
+		if err := sqltable.CheckKey(exceptKey); err != nil {
 			return 0, fmt.Errorf("session: mysql: delete owner: %w", err)
 		}
 	}
-	n, err := s.changed(ctx, "delete owner", s.q.deleteOwner, owner, len(owner), exceptKey)
+	n, err := s.t.Changed(ctx, "delete owner", s.q.deleteOwner, owner, len(owner), exceptKey)
 	return int(n), err
 }
 
@@ -359,13 +359,14 @@ func (s *MySQLStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (
 // is gone and every statement of the lease's store fails with an error
 // wrapping [ErrLockLost].
 func (s *MySQLStore) Lock(ctx context.Context, key string) (Lease, error) {
-	l, err := s.lock(ctx, key)
+	l, err := sqltable.Lock(ctx, s.t, key, func(t *sqltable.Table) Store {
+		bound := *s
+		bound.t = t
+		return &bound
+	})
 	if err != nil {
 		return nil, err
 	}
-	bound := *s
-	bound.run, bound.lease = l.conn, l
-	l.store = &bound
 	return l, nil
 }
 
@@ -377,7 +378,7 @@ type mysqlRowValues struct {
 
 func mysqlRow(key string, rec *Record) (mysqlRowValues, error) {
 	var row mysqlRowValues
-	if err := checkMySQLKey(key); err != nil {
+	if err := sqltable.CheckKey(key); err != nil {
 		return row, err
 	}
 	if rec == nil {
@@ -387,7 +388,7 @@ func mysqlRow(key string, rec *Record) (mysqlRowValues, error) {
 		return row, errors.New("owner must be valid UTF-8 of at most 255 characters")
 	}
 	var err error
-	if row.data, err = mysqlEncodeValues(rec.Values); err != nil {
+	if row.data, err = sqltable.EncodeValues(rec.Values); err != nil {
 		return row, err
 	}
 	if row.created, err = mysqlCheckTime("created", rec.Created); err != nil {

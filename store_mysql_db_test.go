@@ -3,10 +3,8 @@ package session_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +12,6 @@ import (
 	"log"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,59 +21,13 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/sqltest"
 	"github.com/seed013449c2/session/sessiontest"
 )
 
 // These tests run against a real MySQL or MariaDB: SESSION_TEST_MYSQL_DSN,
-// by default root@tcp(127.0.0.1:3306)/test. Each test works in a table of
-// its own, dropped when it ends.
-
-// mysqlTestTable returns the configuration of the test database and a
-// table name unique to this test, which is dropped when the test ends.
-// Without a database the test is skipped, except under CI=true, where a
-// skipped database test would hide a broken setup, so it fails.
-func mysqlTestTable(t *testing.T) (*mysql.Config, string) {
-	t.Helper()
-	dsn := os.Getenv("SESSION_TEST_MYSQL_DSN")
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/test"
-	}
-	unreachable := t.Skipf
-	if os.Getenv("CI") == "true" {
-		unreachable = t.Fatalf
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("SESSION_TEST_MYSQL_DSN: %v", err)
-	}
-	db := openMySQLTestDB(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		unreachable("MySQL at %s unreachable: %v", cfg.Addr, err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	table := "sessiontest_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP TABLE IF EXISTS `" + table + "`"); err != nil {
-			t.Errorf("drop test table %s: %v", table, err)
-		}
-	})
-	return cfg, table
-}
-
-// openMySQLTestDB opens a pool of its own, closed when the test ends.
-func openMySQLTestDB(t *testing.T, cfg *mysql.Config) *sql.DB {
-	t.Helper()
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(connector)
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+// by default root@tcp(127.0.0.1:3306)/test (see sqltest.Config). Each test
+// works in a table of its own, dropped when it ends.
 
 // openMySQLTestStore opens a store with a pool of its own, closed when the
 // test ends.
@@ -92,15 +43,6 @@ func openMySQLTestStore(t *testing.T, cfg *mysql.Config, opts session.MySQLOptio
 		}
 	})
 	return s
-}
-
-func countRows(t *testing.T, db *sql.DB, table, where string) int {
-	t.Helper()
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM `" + table + "` WHERE " + where).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // insertMySQLRows writes n rows straight into table, 1000 per INSERT,
@@ -146,7 +88,7 @@ func TestMySQLConformance(t *testing.T) {
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			cfg, table := mysqlTestTable(t)
+			cfg, table := sqltest.Table(t)
 			cfg = cfg.Clone()
 			v.apply(cfg)
 			opts := v.opts
@@ -157,18 +99,24 @@ func TestMySQLConformance(t *testing.T) {
 }
 
 // TestMySQLHTTP runs the middleware's HTTP suite with every app server on
-// a pool of its own over one table, as separate processes would be.
+// a pool of its own over one table, as separate processes would be. The
+// pools hold at most 32 connections, which its 128 concurrent writers of
+// one session share.
 func TestMySQLHTTP(t *testing.T) {
 	sessiontest.RunHTTP(t, func(t *testing.T) func() session.Store {
-		cfg, table := mysqlTestTable(t)
-		return func() session.Store { return openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table}) }
+		cfg, table := sqltest.Table(t)
+		return func() session.Store {
+			db := sqltest.OpenDB(t, cfg)
+			db.SetMaxOpenConns(32) // leave room in max_connections for the tests beside
+			return newMySQLTestStore(t, db, table)
+		}
 	})
 }
 
 // TestMySQLRowIsReadable: a row holds the values as one JSON object and
 // UTC times, whatever the writer's DSN says about time.
 func TestMySQLRowIsReadable(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	writer := cfg.Clone()
 	writer.ParseTime, writer.Loc = true, time.FixedZone("-07:00", -7*3600)
 	s := openMySQLTestStore(t, writer, session.MySQLOptions{Table: table})
@@ -184,7 +132,7 @@ func TestMySQLRowIsReadable(t *testing.T) {
 	}
 	reader := cfg.Clone()
 	reader.ParseTime = false
-	db := openMySQLTestDB(t, reader)
+	db := sqltest.OpenDB(t, reader)
 	var data, owner, createdAt string
 	var deadline sql.NullString
 	err := db.QueryRow("SELECT data, owner, created_at, deadline_at FROM `"+table+"` WHERE id = 'k1'").Scan(&data, &owner, &createdAt, &deadline)
@@ -270,7 +218,7 @@ func (c *loggingConn) CheckNamedValue(v *driver.NamedValue) error {
 // and live rows are left alone.
 func TestMySQLCleanup100k(t *testing.T) {
 	const expired, live, batch = 100_000, 10, 1000
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	cfg = cfg.Clone()
 	cfg.InterpolateParams = true
 	connector, err := mysql.NewConnector(cfg)
@@ -300,7 +248,7 @@ func TestMySQLCleanup100k(t *testing.T) {
 	if n != expired {
 		t.Errorf("DeleteExpired = %d, want %d", n, expired)
 	}
-	if got := countRows(t, db, table, "1=1"); got != live {
+	if got := sqltest.CountRows(t, db, table, "1=1"); got != live {
 		t.Errorf("%d rows left, want the %d live ones", got, live)
 	}
 	log.mu.Lock()
@@ -323,8 +271,8 @@ func TestMySQLCleanup100k(t *testing.T) {
 }
 
 func TestMySQLCloseStopsCleanup(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
-	db := openMySQLTestDB(t, cfg)
+	cfg, table := sqltest.Table(t)
+	db := sqltest.OpenDB(t, cfg)
 	before := session.CleanupGoroutines("newMySQLStore")
 	s, err := session.NewMySQLStore(db, session.MySQLOptions{Table: table, CleanupInterval: 10 * time.Millisecond, CleanupBatch: 7})
 	if err != nil {
@@ -335,7 +283,7 @@ func TestMySQLCloseStopsCleanup(t *testing.T) {
 	}
 	insertMySQLRows(t, db, table, "old", 50, true)
 	deadline := time.Now().Add(10 * time.Second)
-	for countRows(t, db, table, "1=1") > 0 {
+	for sqltest.CountRows(t, db, table, "1=1") > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the cleanup did not delete the expired rows within 10s")
 		}
@@ -355,7 +303,7 @@ func TestMySQLCloseStopsCleanup(t *testing.T) {
 	// stay, since nothing cleans any more.
 	insertMySQLRows(t, db, table, "after", 5, true)
 	time.Sleep(100 * time.Millisecond)
-	if got := countRows(t, db, table, "1=1"); got != 5 {
+	if got := sqltest.CountRows(t, db, table, "1=1"); got != 5 {
 		t.Errorf("%d rows after Close, want the 5 inserted after it", got)
 	}
 
@@ -370,7 +318,7 @@ func TestMySQLCloseStopsCleanup(t *testing.T) {
 }
 
 func TestMySQLBigValue(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	s := openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table})
 	ctx := t.Context()
 	// 2 MB of JSON string with multi-byte characters and escapes, well past
@@ -410,7 +358,7 @@ func TestMySQLBigValue(t *testing.T) {
 }
 
 func TestMySQLMissingTable(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	s := openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table, NoCreateTable: true})
 	_, err := s.Load(t.Context(), "k")
 	if !errors.Is(err, &mysql.MySQLError{Number: 1146}) || !strings.Contains(err.Error(), "table `"+table+"` does not exist") {
@@ -421,7 +369,7 @@ func TestMySQLMissingTable(t *testing.T) {
 // TestMySQLOwnerExact: owners compare byte for byte, though VARCHAR
 // comparisons ignore trailing spaces.
 func TestMySQLOwnerExact(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	s := openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table})
 	ctx := t.Context()
 	owners := []string{"alice", "alice ", "Alice", "alicé"}
@@ -448,7 +396,7 @@ func TestMySQLOwnerExact(t *testing.T) {
 // TestMySQLTouchSameExpiry: MySQL reports a row set to the value it had as
 // unchanged; Touch must still succeed on a live row.
 func TestMySQLTouchSameExpiry(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	s := openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table})
 	ctx := t.Context()
 	exp := time.Now().Add(time.Hour)
@@ -474,7 +422,7 @@ func TestMySQLTouchSameExpiry(t *testing.T) {
 // servers; the lock excludes across them, so read-modify-write under it
 // never conflicts and loses nothing.
 func TestMySQLLockAcrossPools(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	servers := []*session.MySQLStore{
 		openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table}),
 		openMySQLTestStore(t, cfg, session.MySQLOptions{Table: table}),
@@ -591,7 +539,7 @@ func (r *connRecorder) cutAll() {
 // timeout. The dead holder's store refuses to write (ErrLockLost), and its
 // Unlock reports the loss.
 func TestMySQLLockHolderDies(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	ctx := t.Context()
 	rec := &connRecorder{}
 	crashing := cfg.Clone()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/sqltest"
 )
 
 // tcpProxy forwards a loopback port to the database, and can be cut (every
@@ -97,7 +98,7 @@ func (p *tcpProxy) restore() {
 // valid cookie gets the ErrorHandler's 500 and its cookie is not replaced;
 // once the database is back, the same cookie finds the session intact.
 func TestMySQLOutage(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
+	cfg, table := sqltest.Table(t)
 	proxy := newTCPProxy(t, cfg.Addr)
 	viaProxy := cfg.Clone()
 	viaProxy.Addr = proxy.addr
@@ -178,7 +179,7 @@ func TestMySQLOutage(t *testing.T) {
 		t.Fatal("the cookie changed across the outage")
 	}
 	var count int
-	db := openMySQLTestDB(t, cfg)
+	db := sqltest.OpenDB(t, cfg)
 	if err := db.QueryRow("SELECT JSON_VALUE(data, '$.count') FROM `" + table + "`").Scan(&count); err != nil {
 		t.Fatal(err)
 	}

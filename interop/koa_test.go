@@ -1,11 +1,11 @@
-// Package interop proves that the Go session library shares sessions with
-// the real Koa tutorial app (interop/koa: koa-session-minimal 3.0.4 over
-// koa-mysql-session 0.0.2, run with Node), not with a copy of its format.
+// Package interop proves that the Go session library, through the Koa
+// bridge (package koa), shares sessions with the real Koa tutorial app
+// (interop/koa: koa-session-minimal 3.0.4 over koa-mysql-session 0.0.2, run
+// with Node), not with a copy of its format.
 package interop
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/seed013449c2/session/internal/sqltest"
 )
 
 // koaTable is the table koa-mysql-session 0.0.2 hard-codes.
@@ -428,37 +430,15 @@ func requireNode(t *testing.T) string {
 	return node
 }
 
-// openDB opens the test database, SESSION_TEST_MYSQL_DSN or
-// root@tcp(127.0.0.1:3306)/test. Without it the test is skipped, except
-// under CI=true.
+// openDB opens the test database (see sqltest.Config: without it the test
+// is skipped, except under CI=true), which the Koa app reaches over TCP.
 func openDB(t *testing.T) (*sql.DB, *mysql.Config) {
 	t.Helper()
-	dsn := os.Getenv("SESSION_TEST_MYSQL_DSN")
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/test"
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("SESSION_TEST_MYSQL_DSN: %v", err)
-	}
+	cfg := sqltest.Config(t)
 	if cfg.Net != "tcp" {
 		t.Fatalf("SESSION_TEST_MYSQL_DSN uses %s; the Koa app needs a TCP address", cfg.Net)
 	}
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(connector)
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("MySQL at %s unreachable: %v", cfg.Addr, err)
-		}
-		t.Skipf("MySQL at %s unreachable: %v", cfg.Addr, err)
-	}
-	return db, cfg
+	return sqltest.OpenDB(t, cfg), cfg
 }
 
 // buildCounter builds examples/counter into a temporary directory.

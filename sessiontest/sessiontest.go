@@ -47,9 +47,9 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 }
 
 // RunOptions describe how much less than a full Record a store keeps, by
-// design: a store over another framework's table, such as
-// session.KoaStore, has no column for some fields. The zero value is the
-// whole contract, which Run checks.
+// design: a store over another framework's table, such as koa.Store, has
+// no column for some fields. The zero value is the whole contract, which
+// Run checks.
 type RunOptions struct {
 	// NoCreatedDeadline: the store keeps neither Record.Created nor
 	// Record.Deadline, and Load returns both zero.

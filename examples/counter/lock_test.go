@@ -1,16 +1,14 @@
 package main
 
 import (
-	"database/sql"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/seed013449c2/session/internal/sqltest"
 )
 
 // TestCounterConcurrentExact: 50 concurrent "/" requests of one visitor
@@ -20,10 +18,6 @@ import (
 // repeat a count. With -lock the requests also run one at a time: the 50
 // answers are each of 1 to 50 once.
 func TestCounterConcurrentExact(t *testing.T) {
-	dsn := os.Getenv("SESSION_TEST_MYSQL_DSN")
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/test"
-	}
 	const n = 50
 	for _, lock := range []bool{false, true} {
 		for _, tc := range []struct {
@@ -32,8 +26,8 @@ func TestCounterConcurrentExact(t *testing.T) {
 			servers int
 		}{
 			{"memory", config{store: "memory"}, 1},
-			{"mysql", config{store: "mysql", dsn: dsn}, 1},
-			{"mysql, two servers", config{store: "mysql", dsn: dsn}, 2},
+			{"mysql", config{store: "mysql"}, 1},
+			{"mysql, two servers", config{store: "mysql"}, 2},
 		} {
 			name := tc.name + ", no lock"
 			if lock {
@@ -41,7 +35,7 @@ func TestCounterConcurrentExact(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				if tc.c.store == "mysql" {
-					requireMySQL(t, dsn)
+					tc.c.dsn = sqltest.Config(t).FormatDSN()
 				}
 				tc.c.lock = lock
 				var urls []string
@@ -81,22 +75,5 @@ func TestCounterConcurrentExact(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// requireMySQL skips without a database, except under CI=true, where a
-// skipped database test would hide a broken setup.
-func requireMySQL(t *testing.T, dsn string) {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err == nil {
-		defer db.Close()
-		err = db.Ping()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("MySQL unreachable under CI: %v", err)
-		}
-		t.Skipf("MySQL unreachable: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/koa"
 )
 
 // config is what the flags say.
@@ -109,7 +110,7 @@ func newServer(c config) (h http.Handler, mode string, closeAll func(), err erro
 		db := sql.OpenDB(connector)
 		closers = append(closers, db.Close)
 		if c.koa {
-			st, err := session.NewKoaStore(db, session.KoaOptions{})
+			st, err := koa.NewStore(db, koa.Options{})
 			if err != nil {
 				return nil, "", nil, err
 			}

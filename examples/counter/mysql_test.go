@@ -1,35 +1,19 @@
 package main
 
 import (
-	"database/sql"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"os"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/sqltest"
 )
 
 // TestCounterMySQL runs the tutorial's flow on the MySQL store and reads the
 // row the way the tutorial's screenshot shows it: SELECT * FROM sessions.
 func TestCounterMySQL(t *testing.T) {
-	dsn := os.Getenv("SESSION_TEST_MYSQL_DSN")
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/test"
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireMySQL(t, dsn)
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := sqltest.OpenDB(t, sqltest.Config(t))
 	const table = "counter_example_test"
 	db.Exec("DROP TABLE IF EXISTS " + table)
 	defer db.Exec("DROP TABLE IF EXISTS " + table)

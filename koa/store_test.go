@@ -1,4 +1,4 @@
-package session
+package koa
 
 import (
 	"context"
@@ -10,16 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/DATA-DOG/go-sqlmock"
+
+	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/sqltest"
 )
 
-// The Koa statements, written out in full as in store_mysql_test.go.
+// The Koa statements, written out in full, not built from the store's own
+// strings, so that a change to the SQL fails here first.
 const (
 	koaMockID  = "J9vntfG6Y_CN0EwOkycxZey95Wv0NTOD"
 	koaMockKey = "SESSION_ID:" + koaMockID
@@ -41,35 +43,39 @@ const (
 	sqlKoaDelete        = "DELETE FROM `_mysql_session_store` WHERE id = ?"
 	sqlKoaDeleteExpired = "DELETE FROM `_mysql_session_store` WHERE expires <= ? LIMIT ?"
 
-	// mockNow and mockExpires in milliseconds.
+	// sqltest.MockNow and sqltest.MockExpires in milliseconds.
 	koaNowMS     = int64(1740830400123)
 	koaExpiresMS = int64(1740832200000)
-	// koaValuesHash is LEFT(MD5(mockValuesSQL), 16), as MariaDB computes it.
+	// koaValuesHash is LEFT(MD5(sqltest.MockValuesSQL), 16), as MariaDB
+	// computes it.
 	koaValuesHash = "eadec3604920e06f"
 )
 
 var koaLoadCols = []string{"id", "data", "expires", "LEFT(MD5(data), 16)"}
 
+// sqlErrs are the sentinels the shared SQL checks test errors against.
+var sqlErrs = sqltest.Errors{
+	NotFound: session.ErrNotFound, Exists: session.ErrExists, Conflict: session.ErrConflict, Corrupt: session.ErrCorrupt,
+	LockLost: session.ErrLockLost, TooLarge: session.ErrTooLarge, NotInteger: session.ErrNotInteger,
+}
+
 // newKoaMockStore returns a Koa store on a sqlmock pool that matches SQL
-// exactly, whose clock reads mockNow, and checks on cleanup that every
-// expected statement ran.
-func newKoaMockStore(t *testing.T, opts KoaOptions) (*KoaStore, sqlmock.Sqlmock) {
+// exactly, whose clock reads sqltest.MockNow, and checks on cleanup that
+// every expected statement ran.
+func newKoaMockStore(t *testing.T, opts Options) (*Store, sqlmock.Sqlmock) {
 	t.Helper()
-	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, mock := sqltest.NewMock(t)
 	if opts.CleanupInterval == 0 {
 		opts.CleanupInterval = -1
 	}
 	if !opts.NoCreateTable {
 		mock.ExpectExec(sqlKoaCreate).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 	}
-	s, err := NewKoaStore(db, opts)
+	s, err := NewStore(db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.now = func() time.Time { return mockNow }
+	s.t.Now = func() time.Time { return sqltest.MockNow }
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -77,19 +83,23 @@ func newKoaMockStore(t *testing.T, opts KoaOptions) (*KoaStore, sqlmock.Sqlmock)
 		if err := mock.ExpectationsWereMet(); err != nil {
 			t.Error(err)
 		}
-		db.Close()
 	})
 	return s, mock
 }
 
+func checkRecord(t *testing.T, got, want *session.Record) {
+	t.Helper()
+	sqltest.CheckRecord(t, sqltest.Record(*got), sqltest.Record(*want))
+}
+
 func TestKoaMockTimes(t *testing.T) {
 	// The literals above are what the store must send for these times.
-	if mockNow.UnixMilli() != koaNowMS || mockExpires.UnixMilli() != koaExpiresMS {
-		t.Fatalf("koaNowMS, koaExpiresMS = %d, %d; want %d, %d", koaNowMS, koaExpiresMS, mockNow.UnixMilli(), mockExpires.UnixMilli())
+	if sqltest.MockNow.UnixMilli() != koaNowMS || sqltest.MockExpires.UnixMilli() != koaExpiresMS {
+		t.Fatalf("koaNowMS, koaExpiresMS = %d, %d; want %d, %d", koaNowMS, koaExpiresMS, sqltest.MockNow.UnixMilli(), sqltest.MockExpires.UnixMilli())
 	}
-	sum := md5.Sum([]byte(mockValuesSQL))
+	sum := md5.Sum([]byte(sqltest.MockValuesSQL))
 	if hex.EncodeToString(sum[:])[:16] != koaValuesHash {
-		t.Fatalf("koaValuesHash is not the MD5 of %s", mockValuesSQL)
+		t.Fatalf("koaValuesHash is not the MD5 of %s", sqltest.MockValuesSQL)
 	}
 }
 
@@ -102,13 +112,9 @@ func TestKoaCreateTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.table, func(t *testing.T) {
-			db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db, mock := sqltest.NewMock(t)
 			mock.ExpectExec(tt.want).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
-			s, err := NewKoaStore(db, KoaOptions{Table: tt.table, CleanupInterval: -1})
+			s, err := NewStore(db, Options{Table: tt.table, CleanupInterval: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,41 +138,41 @@ func TestKoaCreateTable(t *testing.T) {
 func TestKoaBadOptions(t *testing.T) {
 	tests := []struct {
 		name string
-		opts KoaOptions
+		opts Options
 		want string
 	}{
-		{"table with a dash", KoaOptions{Table: "koa-sessions"}, "plain identifier"},
-		{"table with a backtick", KoaOptions{Table: "s`; DROP TABLE users; --"}, "plain identifier"},
-		{"qualified table", KoaOptions{Table: "db.sessions"}, "plain identifier"},
-		{"prefix with a space", KoaOptions{Prefix: "SESSION ID:"}, "Prefix"},
-		{"prefix not ASCII", KoaOptions{Prefix: "séssion:"}, "Prefix"},
-		{"prefix with a control character", KoaOptions{Prefix: "s\x00:"}, "Prefix"},
-		{"prefix too long for the id column", KoaOptions{Prefix: strings.Repeat("k", 224)}, "Prefix"},
-		{"negative batch", KoaOptions{CleanupBatch: -1}, "CleanupBatch"},
+		{"table with a dash", Options{Table: "koa-sessions"}, "plain identifier"},
+		{"table with a backtick", Options{Table: "s`; DROP TABLE users; --"}, "plain identifier"},
+		{"qualified table", Options{Table: "db.sessions"}, "plain identifier"},
+		{"prefix with a space", Options{Prefix: "SESSION ID:"}, "Prefix"},
+		{"prefix not ASCII", Options{Prefix: "séssion:"}, "Prefix"},
+		{"prefix with a control character", Options{Prefix: "s\x00:"}, "Prefix"},
+		{"prefix too long for the id column", Options{Prefix: strings.Repeat("k", 224)}, "Prefix"},
+		{"negative batch", Options{CleanupBatch: -1}, "CleanupBatch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkRefused(t, func(db *sql.DB) (*KoaStore, error) { return NewKoaStore(db, tt.opts) }, "session: koa: ", tt.want)
+			sqltest.CheckRefused(t, func(db *sql.DB) (*Store, error) { return NewStore(db, tt.opts) }, "session: koa: ", tt.want)
 		})
 	}
-	if _, err := NewKoaStore(nil, KoaOptions{}); err == nil {
-		t.Error("NewKoaStore(nil) gave no error")
+	if _, err := NewStore(nil, Options{}); err == nil {
+		t.Error("NewStore(nil) gave no error")
 	}
 	// The longest prefix that leaves room for an id is accepted.
-	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true, Prefix: strings.Repeat("k", 223)})
+	s, _ := newKoaMockStore(t, Options{NoCreateTable: true, Prefix: strings.Repeat("k", 223)})
 	if got := s.Key(koaMockID); len(got) != 255 {
 		t.Errorf("key of %d bytes, want 255", len(got))
 	}
 }
 
 func TestKoaKeyScheme(t *testing.T) {
-	var _ KeyScheme = (*KoaStore)(nil)
-	var _ Locker = (*KoaStore)(nil)
+	var _ session.KeyScheme = (*Store)(nil)
+	var _ session.Locker = (*Store)(nil)
 	for _, tt := range []struct{ prefix, want string }{
 		{"", "SESSION_ID:" + koaMockID},
 		{"koa:sess:", "koa:sess:" + koaMockID},
 	} {
-		s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true, Prefix: tt.prefix})
+		s, _ := newKoaMockStore(t, Options{NoCreateTable: true, Prefix: tt.prefix})
 		if got := s.Key(koaMockID); got != tt.want {
 			t.Errorf("Key with prefix %q = %q, want %q", tt.prefix, got, tt.want)
 		}
@@ -177,20 +183,20 @@ func TestKoaKeyScheme(t *testing.T) {
 }
 
 func TestKoaVersion(t *testing.T) {
-	for _, data := range []string{mockValuesSQL, `{"a":"é 😀"}`, `{"count":null}`} {
+	for _, data := range []string{sqltest.MockValuesSQL, `{"a":"é 😀"}`, `{"count":null}`} {
 		sum := md5.Sum([]byte(data))
 		want := hex.EncodeToString(sum[:])[:16]
-		v := koaVersion(data)
+		v := version(data)
 		if got := koaHex(v); got != want {
-			t.Errorf("koaVersion(%s) = %s, want %s", data, got, want)
+			t.Errorf("version(%s) = %s, want %s", data, got, want)
 		}
-		if back, err := koaParseVersion(want); err != nil || back != v {
-			t.Errorf("koaParseVersion(%s) = %d, %v, want %d", want, back, err, v)
+		if back, err := parseVersion(want); err != nil || back != v {
+			t.Errorf("parseVersion(%s) = %d, %v, want %d", want, back, err, v)
 		}
 	}
 	for _, bad := range []string{"", "eadec360", "eadec3604920e06fff", "xadec3604920e06f"} {
-		if _, err := koaParseVersion(bad); err == nil {
-			t.Errorf("koaParseVersion(%q) gave no error", bad)
+		if _, err := parseVersion(bad); err == nil {
+			t.Errorf("parseVersion(%q) gave no error", bad)
 		}
 	}
 }
@@ -206,7 +212,7 @@ func TestKoaLoad(t *testing.T) {
 		data string
 		want map[string]json.RawMessage
 	}{
-		{"written by Go", mockValuesSQL, mockValues},
+		{"written by Go", sqltest.MockValuesSQL, sqltest.MockValues},
 		// Koa keeps insertion order and writes NaN as null, which the
 		// session reads as missing but the record keeps as stored.
 		{"written by Koa", `{"user_id":"k3j2","count":null}`,
@@ -215,7 +221,7 @@ func TestKoaLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			sum := md5.Sum([]byte(tt.data))
 			hash := hex.EncodeToString(sum[:])[:16]
 			mock.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
@@ -224,7 +230,7 @@ func TestKoaLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkRecord(t, rec, &Record{Values: tt.want, Expires: mockExpires, Version: koaVersion(tt.data)})
+			checkRecord(t, rec, &session.Record{Values: tt.want, Expires: sqltest.MockExpires, Version: version(tt.data)})
 		})
 	}
 }
@@ -241,30 +247,30 @@ func TestKoaLoadMissing(t *testing.T) {
 		// row under another id is not this session's, and is left alone.
 		{"row of a case-swapped id", func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
-				sqlmock.NewRows(koaLoadCols).AddRow([]byte(strings.ToUpper(koaMockKey)), mockValuesSQL, koaExpiresMS, koaValuesHash))
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(strings.ToUpper(koaMockKey)), sqltest.MockValuesSQL, koaExpiresMS, koaValuesHash))
 		}},
 		{"row of a space-padded id", func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
-				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey+" "), mockValuesSQL, koaExpiresMS, koaValuesHash))
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey+" "), sqltest.MockValuesSQL, koaExpiresMS, koaValuesHash))
 		}},
 		{"expired a while ago: deleted", func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
-				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), mockValuesSQL, int64(1000), koaValuesHash))
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), sqltest.MockValuesSQL, int64(1000), koaValuesHash))
 			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
 		}},
 		{"expiring this millisecond: deleted", func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
-				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), mockValuesSQL, koaNowMS, koaValuesHash))
+				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), sqltest.MockValuesSQL, koaNowMS, koaValuesHash))
 			m.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 1))
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			tt.expect(mock)
 			rec, err := s.Load(context.Background(), koaMockKey)
-			if !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Load = %+v, %v; want ErrNotFound", rec, err)
+			if !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Load = %+v, %v; want session.ErrNotFound", rec, err)
 			}
 		})
 	}
@@ -273,13 +279,13 @@ func TestKoaLoadMissing(t *testing.T) {
 // TestKoaLoadExpiredDeleteFails: the DELETE of an expired row is best
 // effort; its failure is logged and the row still reads as missing.
 func TestKoaLoadExpiredDeleteFails(t *testing.T) {
-	var logs syncBuffer
-	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var logs sqltest.SyncBuffer
+	s, mock := newKoaMockStore(t, Options{NoCreateTable: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	mock.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
-		sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), mockValuesSQL, int64(1000), koaValuesHash))
+		sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), sqltest.MockValuesSQL, int64(1000), koaValuesHash))
 	mock.ExpectExec(sqlKoaDeleteExpKey).WithArgs(koaMockKey, koaNowMS).WillReturnError(errors.New("connection lost"))
-	if _, err := s.Load(context.Background(), koaMockKey); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Load = %v, want ErrNotFound", err)
+	if _, err := s.Load(context.Background(), koaMockKey); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Load = %v, want session.ErrNotFound", err)
 	}
 	out := logs.String()
 	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "expired row") || !strings.Contains(out, "connection lost") {
@@ -305,11 +311,11 @@ func TestKoaLoadCorrupt(t *testing.T) {
 		{"JSON array", "[1,2]", koaExpiresMS, "not a JSON object"},
 		{"invalid JSON", "{not json", koaExpiresMS, "not a JSON object"},
 		{"truncated object", `{"count":1,"user`, koaExpiresMS, "not a JSON object"},
-		{"NULL expires", mockValuesSQL, nil, "NULL expires"},
+		{"NULL expires", sqltest.MockValuesSQL, nil, "NULL expires"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			var hash driver.Value
 			if str, ok := tt.data.(string); ok {
 				sum := md5.Sum([]byte(str))
@@ -318,10 +324,10 @@ func TestKoaLoadCorrupt(t *testing.T) {
 			mock.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(
 				sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), tt.data, tt.expires, hash))
 			rec, err := s.Load(context.Background(), koaMockKey)
-			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Load = %+v, %v; want ErrCorrupt mentioning %q", rec, err, tt.want)
+			if !errors.Is(err, session.ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load = %+v, %v; want session.ErrCorrupt mentioning %q", rec, err, tt.want)
 			}
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, session.ErrNotFound) {
 				t.Errorf("a corrupt row must not read as missing: %v", err)
 			}
 		})
@@ -339,11 +345,11 @@ func TestKoaCreate(t *testing.T) {
 		"deleted": nil,
 	}
 	const data = `{"a\"b\u003c":true,"count":1,"name":"zoë 😀","z":{"nested":[1,2]}}`
-	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 	mock.ExpectExec(sqlKoaInsert).WithArgs(koaMockKey, koaExpiresMS, data).WillReturnResult(sqlmock.NewResult(0, 1))
 	// Created, Deadline and a stale Version are not kept: Koa's table has
 	// no columns for them.
-	rec := &Record{Values: values, Created: mockCreated, Expires: mockExpires, Deadline: mockDeadline, Version: 42}
+	rec := &session.Record{Values: values, Created: sqltest.MockCreated, Expires: sqltest.MockExpires, Deadline: sqltest.MockDeadline, Version: 42}
 	if err := s.Create(context.Background(), koaMockKey, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -354,52 +360,64 @@ func TestKoaCreate(t *testing.T) {
 }
 
 func TestKoaCreateTakenKey(t *testing.T) {
-	runCreateTakenKey(t, "session: koa: create",
-		sqlKoaInsert, []driver.Value{koaMockKey, koaExpiresMS, mockValuesSQL},
-		sqlKoaDeleteExpKey, []driver.Value{koaMockKey, koaNowMS},
-		func(t *testing.T) (sqlmock.Sqlmock, func() error) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	sqltest.RunCreateTakenKey(t, sqlErrs, sqltest.CreateTaken{
+		Prefix:        "session: koa: create",
+		Insert:        sqlKoaInsert,
+		InsertArgs:    []driver.Value{koaMockKey, koaExpiresMS, sqltest.MockValuesSQL},
+		DeleteExpired: sqlKoaDeleteExpKey,
+		DeleteArgs:    []driver.Value{koaMockKey, koaNowMS},
+		Open: func(t *testing.T) (sqlmock.Sqlmock, func() error) {
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			return mock, func() error {
-				return s.Create(context.Background(), koaMockKey, &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires})
+				return s.Create(context.Background(), koaMockKey, &session.Record{Values: sqltest.MockValues, Created: sqltest.MockCreated, Expires: sqltest.MockExpires})
 			}
-		})
+		},
+	})
 }
 
 // TestKoaBadRecord: what Koa's table cannot hold, or must never hold, is
 // refused before any statement is sent.
 func TestKoaBadRecord(t *testing.T) {
-	good := func() *Record {
-		return &Record{Values: mockValues, Created: mockCreated, Expires: mockExpires}
+	good := func() *session.Record {
+		return &session.Record{Values: sqltest.MockValues, Created: sqltest.MockCreated, Expires: sqltest.MockExpires}
 	}
 	tests := []struct {
 		name string
 		key  string
-		rec  func() *Record
+		rec  func() *session.Record
 		want string
 		is   error
 	}{
-		{"nil record", koaMockKey, func() *Record { return nil }, "nil record", nil},
+		{"nil record", koaMockKey, func() *session.Record { return nil }, "nil record", nil},
 		{"empty key", "", good, "invalid key", nil},
 		{"key with space", koaMockKey + " ", good, "invalid key", nil},
-		{"owner", koaMockKey, func() *Record { r := good(); r.Owner = "alice"; return r }, "no owner column", errors.ErrUnsupported},
-		{"no values", koaMockKey, func() *Record { r := good(); r.Values = nil; return r }, "no values", nil},
-		{"only empty values", koaMockKey, func() *Record {
+		{"owner", koaMockKey, func() *session.Record { r := good(); r.Owner = "alice"; return r }, "no owner column", errors.ErrUnsupported},
+		{"no values", koaMockKey, func() *session.Record { r := good(); r.Values = nil; return r }, "no values", nil},
+		{"only empty values", koaMockKey, func() *session.Record {
 			r := good()
 			r.Values = map[string]json.RawMessage{"a": nil}
 			return r
 		}, "no values", nil},
-		{"value not JSON", koaMockKey, func() *Record {
+		{"value not JSON", koaMockKey, func() *session.Record {
 			r := good()
 			r.Values = map[string]json.RawMessage{"a": json.RawMessage(`{`)}
 			return r
 		}, "not valid UTF-8 JSON", nil},
-		{"zero expires", koaMockKey, func() *Record { r := good(); r.Expires = time.Time{}; return r }, "Koa row", nil},
-		{"expires before 1970", koaMockKey, func() *Record { r := good(); r.Expires = time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC); return r }, "Koa row", nil},
-		{"expires past JavaScript's dates", koaMockKey, func() *Record { r := good(); r.Expires = time.Date(275761, 1, 1, 0, 0, 0, 0, time.UTC); return r }, "Koa row", nil},
+		{"zero expires", koaMockKey, func() *session.Record { r := good(); r.Expires = time.Time{}; return r }, "Koa row", nil},
+		{"expires before 1970", koaMockKey, func() *session.Record {
+			r := good()
+			r.Expires = time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)
+			return r
+		}, "Koa row", nil},
+		{"expires past JavaScript's dates", koaMockKey, func() *session.Record {
+			r := good()
+			r.Expires = time.Date(275761, 1, 1, 0, 0, 0, 0, time.UTC)
+			return r
+		}, "Koa row", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, _ := newKoaMockStore(t, Options{NoCreateTable: true})
 			err := s.Create(context.Background(), tt.key, tt.rec())
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "session: koa: create") {
 				t.Errorf("Create = %v, want an error mentioning %q", err, tt.want)
@@ -425,40 +443,40 @@ func koaLockedRow(data driver.Value) *sqlmock.Rows {
 // expires back (or deletes the row when no value is left). The version it
 // returns is the MD5 prefix of the data it stored, as Load would read it.
 func TestKoaUpdate(t *testing.T) {
-	later := mockExpires.Add(time.Hour)
+	later := sqltest.MockExpires.Add(time.Hour)
 	tests := []struct {
 		name  string
 		row   string
-		ch    *Change
+		ch    *session.Change
 		write func(m sqlmock.Sqlmock)
-		want  *Record
+		want  *session.Record
 	}{
-		{"merged onto the stored row", mockValuesSQL, &Change{
+		{"merged onto the stored row", sqltest.MockValuesSQL, &session.Change{
 			Values:  map[string]json.RawMessage{"user_id": nil, "name": json.RawMessage(`"zoë 😀"`)},
 			Add:     map[string]int64{"count": 2},
 			Expires: later,
 		}, func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlKoaUpdate).WithArgs(`{"count":3,"name":"zoë 😀"}`, later.UnixMilli(), koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, &Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`3`), "name": json.RawMessage(`"zoë 😀"`)}, Expires: later, Version: koaVersion(`{"count":3,"name":"zoë 😀"}`)}},
+		}, &session.Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`3`), "name": json.RawMessage(`"zoë 😀"`)}, Expires: later, Version: version(`{"count":3,"name":"zoë 😀"}`)}},
 		// Koa keeps insertion order and writes NaN as null: the change
 		// applies to the values, and the null is dropped on the way back.
-		{"row written by Koa", `{"user_id":"k3j2","count":null}`, &Change{Add: map[string]int64{"count": 1}}, func(m sqlmock.Sqlmock) {
+		{"row written by Koa", `{"user_id":"k3j2","count":null}`, &session.Change{Add: map[string]int64{"count": 1}}, func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlKoaUpdate).WithArgs(`{"count":1,"user_id":"k3j2"}`, koaExpiresMS, koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, &Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`), "user_id": json.RawMessage(`"k3j2"`)}, Expires: mockExpires, Version: koaVersion(`{"count":1,"user_id":"k3j2"}`)}},
+		}, &session.Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`), "user_id": json.RawMessage(`"k3j2"`)}, Expires: sqltest.MockExpires, Version: version(`{"count":1,"user_id":"k3j2"}`)}},
 		// MySQL reports a row set to what it held as unchanged (0 rows
 		// affected): writing back the same data and expiry is a success.
-		{"unchanged data and expiry", mockValuesSQL, &Change{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`)}}, func(m sqlmock.Sqlmock) {
-			m.ExpectExec(sqlKoaUpdate).WithArgs(mockValuesSQL, koaExpiresMS, koaMockKey).WillReturnResult(sqlmock.NewResult(0, 0))
-		}, &Record{Values: mockValues, Expires: mockExpires, Version: koaVersion(mockValuesSQL)}},
+		{"unchanged data and expiry", sqltest.MockValuesSQL, &session.Change{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`)}}, func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlKoaUpdate).WithArgs(sqltest.MockValuesSQL, koaExpiresMS, koaMockKey).WillReturnResult(sqlmock.NewResult(0, 0))
+		}, &session.Record{Values: sqltest.MockValues, Expires: sqltest.MockExpires, Version: version(sqltest.MockValuesSQL)}},
 		// An emptied session is deleted, never written as the empty
 		// object Koa would read as a new visitor's session.
-		{"emptied: the row is deleted", mockValuesSQL, &Change{Clear: true}, func(m sqlmock.Sqlmock) {
+		{"emptied: the row is deleted", sqltest.MockValuesSQL, &session.Change{Clear: true}, func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, &Record{Values: map[string]json.RawMessage{}, Expires: mockExpires}},
+		}, &session.Record{Values: map[string]json.RawMessage{}, Expires: sqltest.MockExpires}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			mock.ExpectBegin()
 			mock.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS).WillReturnRows(koaLockedRow(tt.row))
 			tt.write(mock)
@@ -477,41 +495,41 @@ func TestKoaUpdate(t *testing.T) {
 // back.
 func TestKoaUpdateRolledBack(t *testing.T) {
 	alice := "alice"
-	set := &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
+	set := &session.Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
 	tests := []struct {
 		name string
 		row  *sqlmock.Rows
-		ch   *Change
+		ch   *session.Change
 		is   error
 		want string
 	}{
-		{"no live row", sqlmock.NewRows(koaLockCols), set, ErrNotFound, ""},
+		{"no live row", sqlmock.NewRows(koaLockCols), set, session.ErrNotFound, ""},
 		// Koa's own table matches ids ignoring case and trailing spaces; a
 		// row under another id is not this session's.
-		{"row of a case-swapped id", sqlmock.NewRows(koaLockCols).AddRow([]byte(strings.ToUpper(koaMockKey)), mockValuesSQL, koaExpiresMS), set, ErrNotFound, ""},
-		{"row of a space-padded id", sqlmock.NewRows(koaLockCols).AddRow([]byte(koaMockKey+" "), mockValuesSQL, koaExpiresMS), set, ErrNotFound, ""},
+		{"row of a case-swapped id", sqlmock.NewRows(koaLockCols).AddRow([]byte(strings.ToUpper(koaMockKey)), sqltest.MockValuesSQL, koaExpiresMS), set, session.ErrNotFound, ""},
+		{"row of a space-padded id", sqlmock.NewRows(koaLockCols).AddRow([]byte(koaMockKey+" "), sqltest.MockValuesSQL, koaExpiresMS), set, session.ErrNotFound, ""},
 		// Koa's table allows NULL data.
-		{"NULL data", koaLockedRow(nil), set, ErrCorrupt, "NULL data"},
-		{"data not an object", koaLockedRow("[1,2]"), set, ErrCorrupt, "not a JSON object"},
-		{"too large", koaLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"big": json.RawMessage(`"0123456789"`)}, MaxSize: 40}, ErrTooLarge, "limit 40"},
-		{"add to a string", koaLockedRow(mockValuesSQL), &Change{Add: map[string]int64{"user_id": 1}}, ErrNotInteger, `"user_id"`},
-		{"owner", koaLockedRow(mockValuesSQL), &Change{Owner: &alice}, errors.ErrUnsupported, "no owner column"},
-		{"value not JSON", koaLockedRow(mockValuesSQL), &Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`{`)}}, nil, "not valid UTF-8 JSON"},
-		{"expires past JavaScript's dates", koaLockedRow(mockValuesSQL), &Change{Expires: time.Date(275761, 1, 1, 0, 0, 0, 0, time.UTC)}, nil, "Koa row"},
+		{"NULL data", koaLockedRow(nil), set, session.ErrCorrupt, "NULL data"},
+		{"data not an object", koaLockedRow("[1,2]"), set, session.ErrCorrupt, "not a JSON object"},
+		{"too large", koaLockedRow(sqltest.MockValuesSQL), &session.Change{Values: map[string]json.RawMessage{"big": json.RawMessage(`"0123456789"`)}, MaxSize: 40}, session.ErrTooLarge, "limit 40"},
+		{"add to a string", koaLockedRow(sqltest.MockValuesSQL), &session.Change{Add: map[string]int64{"user_id": 1}}, session.ErrNotInteger, `"user_id"`},
+		{"owner", koaLockedRow(sqltest.MockValuesSQL), &session.Change{Owner: &alice}, errors.ErrUnsupported, "no owner column"},
+		{"value not JSON", koaLockedRow(sqltest.MockValuesSQL), &session.Change{Values: map[string]json.RawMessage{"a": json.RawMessage(`{`)}}, nil, "not valid UTF-8 JSON"},
+		{"expires past JavaScript's dates", koaLockedRow(sqltest.MockValuesSQL), &session.Change{Expires: time.Date(275761, 1, 1, 0, 0, 0, 0, time.UTC)}, nil, "Koa row"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			mock.ExpectBegin()
 			mock.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS).WillReturnRows(tt.row)
 			mock.ExpectRollback()
 			rec, err := s.Update(context.Background(), koaMockKey, tt.ch)
-			checkRefusedUpdate(t, "session: koa: update", rec, err, tt.is, tt.want)
+			sqltest.CheckRefusedUpdate(t, sqlErrs, "session: koa: update", rec, err, tt.is, tt.want)
 		})
 	}
 	for _, tt := range []struct {
 		name, key string
-		ch        *Change
+		ch        *session.Change
 		want      string
 	}{
 		{"empty key", "", set, "invalid key"},
@@ -519,30 +537,31 @@ func TestKoaUpdateRolledBack(t *testing.T) {
 		{"nil change", koaMockKey, nil, "nil change"},
 	} {
 		t.Run(tt.name+" sends nothing", func(t *testing.T) {
-			s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, _ := newKoaMockStore(t, Options{NoCreateTable: true})
 			rec, err := s.Update(context.Background(), tt.key, tt.ch)
-			checkRefusedUpdate(t, "session: koa: update", rec, err, nil, tt.want)
+			sqltest.CheckRefusedUpdate(t, sqlErrs, "session: koa: update", rec, err, nil, tt.want)
 		})
 	}
 }
 
 // TestKoaUpdateSteps runs the transaction into a failure at each step.
 func TestKoaUpdateSteps(t *testing.T) {
-	runUpdateSteps(t, updateTx[*KoaStore]{
-		prefix: "session: koa: update",
-		open: func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
-			return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	sqltest.RunUpdateSteps(t, sqlErrs, sqltest.UpdateTx[*Store, session.Record]{
+		Prefix: "session: koa: update",
+		Open: func(t *testing.T) (*Store, sqlmock.Sqlmock) {
+			return newKoaMockStore(t, Options{NoCreateTable: true})
 		},
-		lock: func(m sqlmock.Sqlmock) *sqlmock.ExpectedQuery {
+		Lock: func(m sqlmock.Sqlmock) *sqlmock.ExpectedQuery {
 			return m.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS)
 		},
-		row: func() *sqlmock.Rows { return koaLockedRow(mockValuesSQL) },
-		write: func(m sqlmock.Sqlmock) *sqlmock.ExpectedExec {
+		Row: func() *sqlmock.Rows { return koaLockedRow(sqltest.MockValuesSQL) },
+		Write: func(m sqlmock.Sqlmock) *sqlmock.ExpectedExec {
 			return m.ExpectExec(sqlKoaUpdate).WithArgs(`{"count":1,"theme":"dark","user_id":"k3j2"}`, koaExpiresMS, koaMockKey)
 		},
-		update: func(ctx context.Context, s *KoaStore) (*Record, error) {
-			return s.Update(ctx, koaMockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+		Update: func(ctx context.Context, s *Store) (*session.Record, error) {
+			return s.Update(ctx, koaMockKey, &session.Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
 		},
+		Applied: func(rec *session.Record) bool { return string(rec.Values["theme"]) == `"dark"` },
 	})
 }
 
@@ -568,29 +587,29 @@ func TestKoaTouch(t *testing.T) {
 		{"missing or expired", func(m sqlmock.Sqlmock) {
 			m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillReturnResult(sqlmock.NewResult(0, 0))
 			m.ExpectQuery(sqlKoaCheck).WithArgs(koaMockKey, koaNowMS).WillReturnRows(sqlmock.NewRows([]string{"hash", "expires"}))
-		}, ErrNotFound},
+		}, session.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 			tt.expect(mock)
 			// Sub-millisecond parts are dropped, as Koa's column holds
 			// milliseconds.
-			exp := mockExpires.Add(999 * time.Microsecond).In(time.FixedZone("+09:00", 9*3600))
+			exp := sqltest.MockExpires.Add(999 * time.Microsecond).In(time.FixedZone("+09:00", 9*3600))
 			err := s.Touch(context.Background(), koaMockKey, exp)
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("Touch = %v, want %v", err, tt.want)
 			}
 		})
 	}
-	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	s, _ := newKoaMockStore(t, Options{NoCreateTable: true})
 	if err := s.Touch(context.Background(), koaMockKey, time.Time{}); err == nil || !strings.Contains(err.Error(), "Koa row") {
 		t.Errorf("Touch(zero time) = %v, want a range error and no statement", err)
 	}
 }
 
 func TestKoaDelete(t *testing.T) {
-	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
 	mock.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
 	mock.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 0))
 	for range 2 { // the second finds nothing, which is no error
@@ -600,27 +619,6 @@ func TestKoaDelete(t *testing.T) {
 	}
 	if err := s.Delete(context.Background(), ""); err == nil {
 		t.Error("Delete of an empty key gave no error")
-	}
-}
-
-// TestKoaNoOwnerStore: Koa's table has no owner column, so the store does
-// not implement OwnerStore; the middleware's Revoke says so with
-// ErrUnsupported and sends no statement, and the empty owner removes
-// nothing, as for every store.
-func TestKoaNoOwnerStore(t *testing.T) {
-	s, _ := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-	if _, ok := any(s).(OwnerStore); ok {
-		t.Fatal("KoaStore implements OwnerStore")
-	}
-	m, err := New(Options{Store: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := m.Revoke(context.Background(), ""); n != 0 || err != nil {
-		t.Errorf("Revoke(\"\") = %d, %v, want 0, nil", n, err)
-	}
-	if n, err := m.Revoke(context.Background(), "alice"); n != 0 || !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "OwnerStore") {
-		t.Errorf("Revoke(alice) = %d, %v, want 0 and ErrUnsupported", n, err)
 	}
 }
 
@@ -638,7 +636,7 @@ func TestKoaDeleteExpiredBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true, CleanupBatch: tt.batch})
+			s, mock := newKoaMockStore(t, Options{NoCreateTable: true, CleanupBatch: tt.batch})
 			var want int64
 			for _, n := range tt.results {
 				mock.ExpectExec(sqlKoaDeleteExpired).WithArgs(koaNowMS, tt.limit).WillReturnResult(sqlmock.NewResult(0, n))
@@ -654,174 +652,93 @@ func TestKoaDeleteExpiredBatches(t *testing.T) {
 
 // TestKoaLock: the lock is the MySQL store's, named after the Koa table.
 func TestKoaLock(t *testing.T) {
-	s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-	name := lockNameFor("_mysql_session_store", koaMockKey)
-	if got := s.lockName(koaMockKey); got != name {
+	s, mock := newKoaMockStore(t, Options{NoCreateTable: true})
+	name := sqltest.LockName("_mysql_session_store", koaMockKey)
+	if got := s.t.LockName(koaMockKey); got != name {
 		t.Fatalf("lockName = %q, want %q", got, name)
 	}
-	mock.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
-	mock.ExpectQuery(sqlReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
+	mock.ExpectQuery(sqltest.SQLGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(1))
+	mock.ExpectQuery(sqltest.SQLReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	lease, err := s.Lock(ctx, koaMockKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ls, ok := lease.Store().(*KoaStore); !ok || ls == s || ls.lease == nil || ls.prefix != s.prefix || ls.life != s.life {
-		t.Errorf("lease.Store() = %T, want a *KoaStore bound to the lock's connection", lease.Store())
+	if ls, ok := lease.Store().(*Store); !ok || ls == s || !ls.t.Bound(s.t) || ls.prefix != s.prefix {
+		t.Errorf("lease.Store() = %T, want a *Store bound to the lock's connection", lease.Store())
 	}
 	for range 2 {
 		if err := lease.Unlock(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mock.ExpectQuery(sqlGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(0))
-	if _, err := s.Lock(ctx, koaMockKey); !errors.Is(err, ErrLockTimeout) || !strings.HasPrefix(err.Error(), "session: koa: lock") {
-		t.Fatalf("Lock held elsewhere = %v, want ErrLockTimeout", err)
+	mock.ExpectQuery(sqltest.SQLGetLock).WithArgs(name, 3).WillReturnRows(sqlmock.NewRows([]string{"GET_LOCK"}).AddRow(0))
+	if _, err := s.Lock(ctx, koaMockKey); !errors.Is(err, session.ErrLockTimeout) || !strings.HasPrefix(err.Error(), "session: koa: lock") {
+		t.Fatalf("Lock held elsewhere = %v, want session.ErrLockTimeout", err)
 	}
 }
 
-// koaOp is one store method with the statement it starts with.
-type koaOp = sqlOp[*KoaStore]
-
-var koaOps = []koaOp{
-	{"load", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+// koaOps are the store's methods, each with the statement it starts with.
+var koaOps = []sqltest.Op[*Store]{
+	{Name: "load", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillDelayFor(d).WillReturnError(err)
-	}, func(ctx context.Context, s *KoaStore) error { _, err := s.Load(ctx, koaMockKey); return err }},
-	{"create", func(m sqlmock.Sqlmock, d time.Duration, err error) {
-		m.ExpectExec(sqlKoaInsert).WithArgs(koaMockKey, koaExpiresMS, mockValuesSQL).WillDelayFor(d).WillReturnError(err)
-	}, func(ctx context.Context, s *KoaStore) error {
-		return s.Create(ctx, koaMockKey, &Record{Values: mockValues, Expires: mockExpires})
+	}, Call: func(ctx context.Context, s *Store) error { _, err := s.Load(ctx, koaMockKey); return err }},
+	{Name: "create", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlKoaInsert).WithArgs(koaMockKey, koaExpiresMS, sqltest.MockValuesSQL).WillDelayFor(d).WillReturnError(err)
+	}, Call: func(ctx context.Context, s *Store) error {
+		return s.Create(ctx, koaMockKey, &session.Record{Values: sqltest.MockValues, Expires: sqltest.MockExpires})
 	}},
-	{"update", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+	{Name: "update", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectBegin()
 		m.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, koaNowMS).WillDelayFor(d).WillReturnError(err)
 		m.ExpectRollback()
-	}, func(ctx context.Context, s *KoaStore) error {
-		_, err := s.Update(ctx, koaMockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
+	}, Call: func(ctx context.Context, s *Store) error {
+		_, err := s.Update(ctx, koaMockKey, &session.Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}})
 		return err
 	}},
-	{"touch", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+	{Name: "touch", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlKoaTouch).WithArgs(koaExpiresMS, koaMockKey, koaNowMS).WillDelayFor(d).WillReturnError(err)
-	}, func(ctx context.Context, s *KoaStore) error { return s.Touch(ctx, koaMockKey, mockExpires) }},
-	{"delete", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+	}, Call: func(ctx context.Context, s *Store) error { return s.Touch(ctx, koaMockKey, sqltest.MockExpires) }},
+	{Name: "delete", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillDelayFor(d).WillReturnError(err)
-	}, func(ctx context.Context, s *KoaStore) error { return s.Delete(ctx, koaMockKey) }},
-	{"delete expired", func(m sqlmock.Sqlmock, d time.Duration, err error) {
+	}, Call: func(ctx context.Context, s *Store) error { return s.Delete(ctx, koaMockKey) }},
+	{Name: "delete expired", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlKoaDeleteExpired).WithArgs(koaNowMS, 1000).WillDelayFor(d).WillReturnError(err)
-	}, func(ctx context.Context, s *KoaStore) error { _, err := s.DeleteExpired(ctx); return err }},
+	}, Call: func(ctx context.Context, s *Store) error { _, err := s.DeleteExpired(ctx); return err }},
 }
 
 // TestKoaErrors runs every method into every kind of failure.
 func TestKoaErrors(t *testing.T) {
-	runSQLErrors(t, "session: koa: ", "test._mysql_session_store",
-		[]string{"table `_mysql_session_store` does not exist", "KoaStore.CreateTableSQL", "KoaOptions.NoCreateTable"},
-		func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
-			return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	sqltest.RunErrors(t, sqlErrs, "session: koa: ", "test._mysql_session_store",
+		[]string{"table `_mysql_session_store` does not exist", "koa.Store.CreateTableSQL", "koa.Options.NoCreateTable"},
+		func(t *testing.T) (*Store, sqlmock.Sqlmock) {
+			return newKoaMockStore(t, Options{NoCreateTable: true})
 		}, koaOps)
 }
 
 // TestKoaRetryOnce: a deadlock costs one retry, whose result is the call's;
 // a lock wait timeout none.
 func TestKoaRetryOnce(t *testing.T) {
-	runSQLRetryOnce(t, func(t *testing.T) (*KoaStore, sqlmock.Sqlmock) {
-		return newKoaMockStore(t, KoaOptions{NoCreateTable: true})
+	sqltest.RunRetryOnce(t, func(t *testing.T) (*Store, sqlmock.Sqlmock) {
+		return newKoaMockStore(t, Options{NoCreateTable: true})
 	}, koaOps)
 }
 
-// TestKoaMiddleware drives the middleware over a Koa store on sqlmock: a
-// Koa id is looked up under Koa's row id, an unknown one is not adopted,
-// and an emptied session deletes its row and expires the cookie rather
-// than writing an empty object Koa would read as a new visitor.
-func TestKoaMiddleware(t *testing.T) {
-	koaRow := func(data string) *sqlmock.Rows {
-		sum := md5.Sum([]byte(data))
-		// Written just now by Koa, with its one-day expiry: no refresh due.
-		expires := time.Now().Add(24 * time.Hour).UnixMilli()
-		return sqlmock.NewRows(koaLoadCols).AddRow([]byte(koaMockKey), data, expires, hex.EncodeToString(sum[:])[:16])
-	}
-	tests := []struct {
-		name      string
-		path      string
-		expect    func(sqlmock.Sqlmock)
-		body      string
-		setCookie func(t *testing.T, header string)
-	}{
-		{"Koa's row is read", "/get", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(koaRow(`{"user_id":"u1","count":null}`))
-		}, `{"user_id":"u1"}`, func(t *testing.T, h string) {
-			if h != "" {
-				t.Errorf("a read set a cookie: %s", h)
-			}
-		}},
-		// The change reaches the row as it is at commit time, in one
-		// transaction; with no value left, the row is deleted.
-		{"emptied session is deleted", "/clear", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(koaRow(`{"count":1}`))
-			m.ExpectBegin()
-			m.ExpectQuery(sqlKoaLockRow).WithArgs(koaMockKey, sqlmock.AnyArg()).WillReturnRows(
-				sqlmock.NewRows(koaLockCols).AddRow([]byte(koaMockKey), `{"count":1}`, time.Now().Add(24*time.Hour).UnixMilli()))
-			m.ExpectExec(sqlKoaDelete).WithArgs(koaMockKey).WillReturnResult(sqlmock.NewResult(0, 1))
-			m.ExpectCommit()
-		}, `{}`, func(t *testing.T, h string) {
-			if !strings.HasPrefix(h, "SESSION_ID=;") || !strings.Contains(h, "Path=/") || !strings.Contains(h, "Max-Age=0") {
-				t.Errorf("Set-Cookie = %q, want SESSION_ID expired at Path=/", h)
-			}
-		}},
-		{"unknown id is not adopted", "/set", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(sqlKoaLoad).WithArgs(koaMockKey).WillReturnRows(sqlmock.NewRows(koaLoadCols))
-			m.ExpectExec(sqlKoaInsert).WithArgs(koaNewKey{}, sqlmock.AnyArg(), `{"count":1}`).WillReturnResult(sqlmock.NewResult(0, 1))
-		}, `{"count":1}`, func(t *testing.T, h string) {
-			id, _, _ := strings.Cut(strings.TrimPrefix(h, "SESSION_ID="), ";")
-			if len(id) != 32 || id == koaMockID || !strings.Contains(h, "Path=/") {
-				t.Errorf("Set-Cookie = %q, want a fresh 32-character id at Path=/", h)
-			}
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, KoaOptions{NoCreateTable: true})
-			s.now = time.Now
-			tt.expect(mock)
-			m, err := New(Options{Store: s})
+// TestKoaCleanupLogsAndCloseStops: a failing cleanup is logged and the
+// loop keeps going; Close stops the goroutine and waits for it.
+func TestKoaCleanupLogsAndCloseStops(t *testing.T) {
+	sqltest.RunCleanupLogs(t, sqltest.Cleanup{
+		Creator:       "github.com/seed013449c2/session/koa.NewStore",
+		DeleteExpired: sqlKoaDeleteExpired,
+		Table:         "test._mysql_session_store",
+		Open: func(db *sql.DB, l *slog.Logger) (func() error, error) {
+			s, err := NewStore(db, Options{NoCreateTable: true, CleanupInterval: time.Millisecond, Logger: l})
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
-			mux := http.NewServeMux()
-			mux.HandleFunc("/get", func(w http.ResponseWriter, r *http.Request) {
-				json.NewEncoder(w).Encode(FromContext(r.Context()))
-			})
-			mux.HandleFunc("/clear", func(w http.ResponseWriter, r *http.Request) {
-				s := FromContext(r.Context())
-				s.Delete("count")
-				json.NewEncoder(w).Encode(s)
-			})
-			mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
-				s := FromContext(r.Context())
-				s.Set("count", 1)
-				json.NewEncoder(w).Encode(s)
-			})
-			req := httptest.NewRequest("GET", tt.path, nil)
-			req.Header.Set("Cookie", "SESSION_ID="+koaMockID)
-			rec := httptest.NewRecorder()
-			m.Handler(mux).ServeHTTP(rec, req)
-			if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != tt.body {
-				t.Fatalf("GET %s = %d %s, want 200 %s", tt.path, rec.Code, rec.Body, tt.body)
-			}
-			tt.setCookie(t, rec.Header().Get("Set-Cookie"))
-			if err := mock.ExpectationsWereMet(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-}
-
-// koaNewKey matches a row id for a fresh id: the prefix and 32 base64url
-// characters other than the cookie's.
-type koaNewKey struct{}
-
-func (koaNewKey) Match(v driver.Value) bool {
-	s, ok := v.(string)
-	id, found := strings.CutPrefix(s, "SESSION_ID:")
-	return ok && found && len(id) == 32 && id != koaMockID && strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+			return s.Close, nil
+		},
+		Logs: []string{"level=ERROR", "session: koa: cleanup failed", "table `_mysql_session_store` does not exist", "koa.Store.CreateTableSQL", "koa.Options.NoCreateTable"},
+	})
 }

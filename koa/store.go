@@ -1,4 +1,4 @@
-package session
+package koa
 
 import (
 	"context"
@@ -12,31 +12,36 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/combine"
+	"github.com/seed013449c2/session/internal/jsonobj"
+	"github.com/seed013449c2/session/internal/sqltable"
 )
 
-// KoaOptions configures a [KoaStore]. The zero value matches the Koa
+// Options configures a [Store]. The zero value matches the Koa
 // tutorial's stack: koa-session-minimal with the key SESSION_ID over
 // koa-mysql-session 0.0.2.
-type KoaOptions struct {
+type Options struct {
 	// Table is the table the Koa app's store uses. Default
 	// "_mysql_session_store", the name koa-mysql-session 0.0.2 hard-codes
 	// (it has no option for it), so change it only for a Koa store that
-	// lets you. It must be a plain identifier, as MySQLOptions.Table.
+	// lets you. It must be a plain identifier, as session.MySQLOptions.Table.
 	Table string
 	// Prefix goes before the id to form a row's id: koa-session-minimal's
 	// key option followed by ":". Default "SESSION_ID:". It must be
 	// printable ASCII without spaces, and leave room in the 255-byte id
-	// column for the 32-character id. Options.CookieName should be the key
+	// column for the 32-character id. session.Options.CookieName should be the key
 	// itself (SESSION_ID, the default), so both apps read one cookie.
 	Prefix string
 	// NoCreateTable skips the CREATE TABLE IF NOT EXISTS (see
-	// [KoaStore.CreateTableSQL]) that the constructor runs otherwise.
+	// [Store.CreateTableSQL]) that the constructor runs otherwise.
 	// Leave it false and start the Go app first to get the stricter table;
 	// koa-mysql-session's own CREATE TABLE IF NOT EXISTS then keeps it.
 	NoCreateTable bool
 	// CleanupInterval is how often expired rows are deleted, as in
-	// MySQLOptions: default 5 minutes, negative for none (call
-	// [KoaStore.DeleteExpired] yourself). Koa never deletes a row, so
+	// session.MySQLOptions: default 5 minutes, negative for none (call
+	// [Store.DeleteExpired] yourself). Koa never deletes a row, so
 	// without this cleanup the table only grows.
 	CleanupInterval time.Duration
 	// CleanupBatch is the most rows one cleanup DELETE removes. Default
@@ -48,7 +53,7 @@ type KoaOptions struct {
 	Logger *slog.Logger
 }
 
-// KoaStore keeps sessions in the table of a Koa app's koa-session-minimal
+// Store keeps sessions in the table of a Koa app's koa-session-minimal
 // and koa-mysql-session, in Koa's own row format, so that a Koa app and a
 // Go app on the same database serve the same visitors while routes move
 // from one to the other. A row is
@@ -58,15 +63,15 @@ type KoaOptions struct {
 //	data     the values as one JSON object, {"count":2,"user_id":"x"}
 //
 // and both apps read and write each other's rows. Use it with the cookie
-// the Koa app sets: [Options].CookieName the Koa key (SESSION_ID, the
-// default) and Path=/ (the default), and [Options].IdleTimeout the Koa
-// cookie's maxAge (24 hours when maxAge is 0, the Go default too).
+// the Koa app sets: [session.Options].CookieName the Koa key (SESSION_ID,
+// the default) and Path=/ (the default), and [session.Options].IdleTimeout
+// the Koa cookie's maxAge (24 hours when maxAge is 0, the Go default too).
 //
 // The Go side stays strict where Koa is lax. Load treats a row whose
 // expires has passed as absent and deletes it in the same call (as an
 // extra, best-effort DELETE; the cleanup catches a failed one), and reports
 // a NULL expires, NULL data or data that is not a JSON object as
-// [ErrCorrupt], so the middleware starts a fresh session. It matches ids
+// [session.ErrCorrupt], so the middleware starts a fresh session. It matches ids
 // byte for byte even on Koa's own case-insensitive table, so a case-swapped
 // or space-padded cookie reads nobody's session. The middleware never
 // adopts an id that has no row and never writes an empty object: an
@@ -83,17 +88,18 @@ type KoaOptions struct {
 // writes with a blind upsert (INSERT ... ON DUPLICATE KEY UPDATE), so a
 // Koa request can overwrite a change Go made after Koa read the row, and
 // can bring back a row Go deleted (a logout, an expiry, a Regenerate)
-// while it was in flight; Go's merge and [Locker] bind only Go's requests.
+// while it was in flight; Go's merge and [session.Locker] bind only Go's requests.
 // Koa never checks expires and adopts any id a client sends.
 //
 // Koa's table has no other columns, so:
 //
-//   - Record.Owner is not kept: KoaStore does not implement [OwnerStore],
-//     and Create and Update of a record with an owner fail with an error
-//     wrapping errors.ErrUnsupported ([Session.SetOwner], [Manager.Revoke]
-//     and [Session.RevokeOwner] do not work in Koa mode).
+//   - Record.Owner is not kept: Store does not implement
+//     [session.OwnerStore], and Create and Update of a record with an
+//     owner fail with an error wrapping errors.ErrUnsupported
+//     ([session.Session.SetOwner], [session.Manager.Revoke] and
+//     [session.Session.RevokeOwner] do not work in Koa mode).
 //   - Record.Created and Record.Deadline are not kept: Load returns them
-//     zero, so Options.Lifetime is not enforced on these sessions; only
+//     zero, so session.Options.Lifetime is not enforced on these sessions; only
 //     the idle timeout is.
 //   - Expires is kept to the millisecond.
 //
@@ -102,7 +108,7 @@ type KoaOptions struct {
 // survive a Koa write, and JavaScript numbers are doubles, so integers
 // beyond 2^53 come back rounded after one.
 //
-// KoaStore sends only these statements:
+// Store sends only these statements:
 //
 //	CREATE TABLE IF NOT EXISTS t (...)                        constructor, unless NoCreateTable
 //	SELECT id, data, expires, LEFT(MD5(data), 16) ...         Load
@@ -118,65 +124,74 @@ type KoaOptions struct {
 //
 // "Now" is the Go server's clock in milliseconds, as Koa's is, so the
 // servers need synchronized clocks. Statements are retried, store calls
-// bounded and locks held as in [MySQLStore].
-type KoaStore struct {
-	mysqlTable
+// bounded and locks held as in [session.MySQLStore].
+type Store struct {
+	t      *sqltable.Table
+	comb   *combine.Combiner[*session.Change, *session.Record]
 	prefix string
-	q      koaQueries
+	q      queries
 }
 
-// koaQueries holds the statements for one table, built once.
-type koaQueries struct {
+// queries holds the statements for one table, built once.
+type queries struct {
 	create, load, lockRow, check, insert, deleteExpiredKey, update, touch, delete, deleteExpired string
 }
 
 const (
-	koaDefaultTable  = "_mysql_session_store"
-	koaDefaultPrefix = "SESSION_ID:"
-	// koaIDBytes is what koa-session-minimal's uid.sync(24) draws: 32
+	defaultTable  = "_mysql_session_store"
+	defaultPrefix = "SESSION_ID:"
+	// idBytes is what koa-session-minimal's uid.sync(24) draws: 32
 	// base64url characters.
-	koaIDBytes = 24
-	koaIDChars = 32
-	// koaMaxMillis is the last instant a JavaScript Date can hold.
-	koaMaxMillis = 8_640_000_000_000_000
+	idBytes = 24
+	idChars = 32
+	// maxMillis is the last instant a JavaScript Date can hold.
+	maxMillis = 8_640_000_000_000_000
 )
 
-// NewKoaStore returns a store over the Koa app's session table in db,
+// NewStore returns a store over the Koa app's session table in db,
 // creating the table unless opts.NoCreateTable is set, and starts the
-// cleanup of expired rows. [KoaStore.Close] stops the cleanup; it never
+// cleanup of expired rows. [Store.Close] stops the cleanup; it never
 // closes db, which stays the caller's.
-func NewKoaStore(db *sql.DB, opts KoaOptions) (*KoaStore, error) {
+func NewStore(db *sql.DB, opts Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("session: koa: nil *sql.DB")
 	}
 	table, prefix := opts.Table, opts.Prefix
 	if table == "" {
-		table = koaDefaultTable
+		table = defaultTable
 	}
 	if prefix == "" {
-		prefix = koaDefaultPrefix
+		prefix = defaultPrefix
 	}
-	if err := checkMySQLKey(prefix); err != nil || len(prefix)+koaIDChars > 255 {
-		return nil, fmt.Errorf("session: koa: Prefix %q must be printable ASCII without spaces, at most %d bytes", prefix, 255-koaIDChars)
+	if err := sqltable.CheckKey(prefix); err != nil || len(prefix)+idChars > 255 {
+		return nil, fmt.Errorf("session: koa: Prefix %q must be printable ASCII without spaces, at most %d bytes", prefix, 255-idChars)
 	}
-	s := &KoaStore{prefix: prefix, q: buildKoaQueries(table)}
-	if err := s.setup(db, false, "session: koa", "Koa", table, opts.CleanupBatch, opts.Logger); err != nil {
+	t, err := sqltable.New(sqltable.Config{
+		DB: db, Table: table, Batch: opts.CleanupBatch, Logger: opts.Logger,
+		Prefix: "session: koa", StoreType: "koa.Store", OptionsType: "koa.Options",
+		Errors: sqltable.Errors{
+			NotFound: session.ErrNotFound, Exists: session.ErrExists, Corrupt: session.ErrCorrupt,
+			LockTimeout: session.ErrLockTimeout, LockLost: session.ErrLockLost,
+		},
+	})
+	if err != nil {
 		return nil, err
 	}
+	s := &Store{t: t, comb: &combine.Combiner[*session.Change, *session.Record]{}, prefix: prefix, q: buildQueries(table)}
 	if !opts.NoCreateTable {
-		if err := s.createTable(s.q.create); err != nil {
+		if err := t.CreateTable(s.q.create); err != nil {
 			return nil, err
 		}
 	}
-	if ctx, every := s.cleanupEvery(opts.CleanupInterval); every > 0 {
-		go s.cleanupLoop(ctx, every, s.DeleteExpired)
+	if ctx, every := t.CleanupEvery(opts.CleanupInterval); every > 0 {
+		go t.CleanupLoop(ctx, every, s.DeleteExpired)
 	}
 	return s, nil
 }
 
-func buildKoaQueries(table string) koaQueries {
+func buildQueries(table string) queries {
 	t := "`" + table + "`"
-	return koaQueries{
+	return queries{
 		create: "CREATE TABLE IF NOT EXISTS " + t + " (\n" +
 			"  id VARBINARY(255) NOT NULL,\n" +
 			"  expires BIGINT NOT NULL,\n" +
@@ -207,43 +222,43 @@ func buildKoaQueries(table string) koaQueries {
 // but consider adding the index:
 //
 //	ALTER TABLE _mysql_session_store ADD KEY expires_idx (expires)
-func (s *KoaStore) CreateTableSQL() string {
+func (s *Store) CreateTableSQL() string {
 	return s.q.create
 }
 
-// IDBytes implements [KeyScheme]: ids are 24 random bytes, the 32
+// IDBytes implements [session.KeyScheme]: ids are 24 random bytes, the 32
 // base64url characters of koa-session-minimal's ids.
-func (s *KoaStore) IDBytes() int {
-	return koaIDBytes
+func (s *Store) IDBytes() int {
+	return idBytes
 }
 
-// Key implements [KeyScheme]: the row id is the prefix and the id, as
+// Key implements [session.KeyScheme]: the row id is the prefix and the id, as
 // koa-session-minimal builds it. Store keys are the ids themselves, not hashes,
 // because Koa looks rows up by id: protect the table as you would the
 // cookies.
-func (s *KoaStore) Key(id string) string {
+func (s *Store) Key(id string) string {
 	return s.prefix + id
 }
 
 // Close stops the cleanup and waits for it to finish. It leaves the pool
 // open. Calling Close again returns the first result.
-func (s *KoaStore) Close() error {
-	return s.close()
+func (s *Store) Close() error {
+	return s.t.Close()
 }
 
 // DeleteExpired deletes the rows that expired before the call, Koa's and
 // Go's alike, at most CleanupBatch rows per statement, until a statement
 // deletes fewer, and reports how many it deleted. The cleanup runs it every
 // CleanupInterval; call it yourself when the cleanup is disabled.
-func (s *KoaStore) DeleteExpired(ctx context.Context) (int64, error) {
-	return s.deleteExpired(ctx, s.q.deleteExpired, s.now().UnixMilli())
+func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
+	return s.t.DeleteExpired(ctx, s.q.deleteExpired, s.t.Now().UnixMilli())
 }
 
-// Load implements [Store]. An expired row is deleted before Load reports
+// Load implements [session.Store]. An expired row is deleted before Load reports
 // it missing; if that DELETE fails, the failure is logged and the cleanup
 // removes the row later.
-func (s *KoaStore) Load(ctx context.Context, key string) (*Record, error) {
-	if err := checkMySQLKey(key); err != nil {
+func (s *Store) Load(ctx context.Context, key string) (*session.Record, error) {
+	if err := sqltable.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("session: koa: load: %w", err)
 	}
 	var (
@@ -251,161 +266,164 @@ func (s *KoaStore) Load(ctx context.Context, key string) (*Record, error) {
 		data, hash sql.NullString
 		expires    sql.NullInt64
 	)
-	now := s.now().UnixMilli()
-	err := s.queryRow(ctx, s.q.load, []any{key}, &id, &data, &expires, &hash)
+	now := s.t.Now().UnixMilli()
+	err := s.t.QueryRow(ctx, s.q.load, []any{key}, &id, &data, &expires, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("session: koa: load: %w", ErrNotFound)
+		return nil, fmt.Errorf("session: koa: load: %w", session.ErrNotFound)
 	case err != nil:
-		return nil, s.fail(ctx, "load", err)
+		return nil, s.t.Fail(ctx, "load", err)
 	case string(id) != key:
 		// Koa's own table compares ids ignoring case and trailing spaces:
 		// this row belongs to another id.
-		return nil, fmt.Errorf("session: koa: load: %w", ErrNotFound)
+		return nil, fmt.Errorf("session: koa: load: %w", session.ErrNotFound)
 	case !expires.Valid:
-		return nil, fmt.Errorf("session: koa: load: %w: the row has a NULL expires", ErrCorrupt)
+		return nil, fmt.Errorf("session: koa: load: %w: the row has a NULL expires", session.ErrCorrupt)
 	case expires.Int64 <= now:
-		if _, err := s.exec(ctx, s.q.deleteExpiredKey, key, now); err != nil {
-			s.logger.WarnContext(ctx, "session: koa: could not delete an expired row; the cleanup will", "table", s.table, "err", err)
+		if _, err := s.t.Exec(ctx, s.q.deleteExpiredKey, key, now); err != nil {
+			s.t.Logger().WarnContext(ctx, "session: koa: could not delete an expired row; the cleanup will", "table", s.t.Name(), "err", err)
 		}
-		return nil, fmt.Errorf("session: koa: load: %w (expired)", ErrNotFound)
+		return nil, fmt.Errorf("session: koa: load: %w (expired)", session.ErrNotFound)
 	case !data.Valid:
-		return nil, fmt.Errorf("session: koa: load: %w: the row has NULL data", ErrCorrupt)
+		return nil, fmt.Errorf("session: koa: load: %w: the row has NULL data", session.ErrCorrupt)
 	}
-	rec := &Record{Expires: time.UnixMilli(expires.Int64).UTC()}
-	if rec.Values, err = koaDecode(data.String); err != nil {
-		return nil, fmt.Errorf("session: koa: load: %w: %w", ErrCorrupt, err)
+	rec := &session.Record{Expires: time.UnixMilli(expires.Int64).UTC()}
+	if rec.Values, err = decode(data.String); err != nil {
+		return nil, fmt.Errorf("session: koa: load: %w: %w", session.ErrCorrupt, err)
 	}
-	if rec.Version, err = koaParseVersion(hash.String); err != nil {
+	if rec.Version, err = parseVersion(hash.String); err != nil {
 		return nil, fmt.Errorf("session: koa: load: %w", err)
 	}
 	return rec, nil
 }
 
-// koaDecode parses Koa's data column, which must hold a JSON object.
-func koaDecode(data string) (map[string]json.RawMessage, error) {
+// decode parses Koa's data column, which must hold a JSON object.
+func decode(data string) (map[string]json.RawMessage, error) {
 	if !strings.HasPrefix(strings.TrimLeft(data, " \t\r\n"), "{") {
 		return nil, errors.New("stored data is not a JSON object")
 	}
-	return decodeObject([]byte(data))
+	return jsonobj.Decode([]byte(data))
 }
 
-// Create implements [Store] with a plain INSERT, and sets rec.Version to
+// Create implements [session.Store] with a plain INSERT, and sets rec.Version to
 // the hash of the data it stored. An expired row under key is replaced; a
 // live one is left alone.
-func (s *KoaStore) Create(ctx context.Context, key string, rec *Record) error {
+func (s *Store) Create(ctx context.Context, key string, rec *session.Record) error {
 	data, expires, err := s.row(key, rec)
 	if err != nil {
 		return fmt.Errorf("session: koa: create: %w", err)
 	}
-	if err := s.insert(ctx, key, s.now().UnixMilli(), s.q.insert, s.q.deleteExpiredKey, key, expires, data); err != nil {
+	if err := s.t.Insert(ctx, key, s.t.Now().UnixMilli(), s.q.insert, s.q.deleteExpiredKey, key, expires, data); err != nil {
 		return err
 	}
-	rec.Version = koaVersion(data)
+	rec.Version = version(data)
 	return nil
 }
 
-// Update implements [Store] in one transaction, as [MySQLStore.Update]
+// Update implements [session.Store] in one transaction, as [session.MySQLStore.Update]
 // does: it reads the live row with a row lock, applies ch and writes data
 // and expires back, or deletes the row when no values are left. Koa's own
 // writes take no row lock, so they can still overwrite it (see above).
-func (s *KoaStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
-	if err := checkMySQLKey(key); err != nil {
+func (s *Store) Update(ctx context.Context, key string, ch *session.Change) (*session.Record, error) {
+	if err := sqltable.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("session: koa: update: %w", err)
 	}
 	if ch == nil {
 		return nil, errors.New("session: koa: update: nil change")
 	}
-	return s.updateBatch(ctx, key, ch,
-		func(ctx context.Context, tx *sql.Tx) (*Record, error) {
+	return sqltable.Update(ctx, s.t, s.comb, key, ch, sqltable.Tx[*session.Record]{
+		Lock: func(ctx context.Context, tx *sql.Tx) (*session.Record, error) {
 			var (
 				id      []byte
 				data    sql.NullString
 				expires sql.NullInt64
 			)
-			err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.now().UnixMilli()).Scan(&id, &data, &expires)
+			err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.t.Now().UnixMilli()).Scan(&id, &data, &expires)
 			switch {
 			case err != nil:
 				return nil, err
 			case string(id) != key:
 				return nil, sql.ErrNoRows // another id on Koa's case-insensitive table
 			case !data.Valid:
-				return nil, fmt.Errorf("%w: the row has NULL data", ErrCorrupt)
+				return nil, fmt.Errorf("%w: the row has NULL data", session.ErrCorrupt)
 			}
-			rec := &Record{Expires: time.UnixMilli(expires.Int64).UTC()}
-			if rec.Values, err = koaDecode(data.String); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			rec := &session.Record{Expires: time.UnixMilli(expires.Int64).UTC()}
+			if rec.Values, err = decode(data.String); err != nil {
+				return nil, fmt.Errorf("%w: %w", session.ErrCorrupt, err)
 			}
 			return rec, nil
 		},
-		func(rec *Record) error {
+		Empty: func(rec *session.Record) bool { return len(rec.Values) == 0 },
+		Check: func(rec *session.Record) error {
 			_, _, err := s.row(key, rec)
 			return err
 		},
-		func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
-			if rec == nil {
-				_, err := tx.ExecContext(ctx, s.q.delete, key)
-				return err
-			}
+		Write: func(ctx context.Context, tx *sql.Tx, old, rec *session.Record) error {
 			data, expires, err := s.row(key, rec)
 			if err != nil {
 				return err
 			}
-			rec.Version = koaVersion(data)
+			rec.Version = version(data)
 			rec.Expires = time.UnixMilli(expires).UTC()
 			_, err = tx.ExecContext(ctx, s.q.update, data, expires, key)
 			return err
-		})
+		},
+		Delete: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, s.q.delete, key)
+			return err
+		},
+	})
 }
 
-// Touch implements [Store]. It writes only expires.
-func (s *KoaStore) Touch(ctx context.Context, key string, expires time.Time) error {
-	if err := checkMySQLKey(key); err != nil {
+// Touch implements [session.Store]. It writes only expires.
+func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+	if err := sqltable.CheckKey(key); err != nil {
 		return fmt.Errorf("session: koa: touch: %w", err)
 	}
-	exp, err := koaMillis(expires)
+	exp, err := millis(expires)
 	if err != nil {
 		return fmt.Errorf("session: koa: touch: %w", err)
 	}
 	var hash sql.NullString // NULL when Koa's table holds NULL data
 	var storedExpires int64
-	return s.touchRow(ctx, key, exp, s.now().UnixMilli(), s.q.touch, s.q.check, &hash, &storedExpires)
+	return s.t.TouchRow(ctx, key, exp, s.t.Now().UnixMilli(), s.q.touch, s.q.check, &hash, &storedExpires)
 }
 
-// Delete implements [Store].
-func (s *KoaStore) Delete(ctx context.Context, key string) error {
-	return s.deleteKey(ctx, key, s.q.delete)
+// Delete implements [session.Store].
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.t.DeleteKey(ctx, key, s.q.delete)
 }
 
-// errKoaOwner explains why owners are refused.
-var errKoaOwner = fmt.Errorf("%w: a Koa session table has no owner column, so SetOwner, Revoke and RevokeOwner do not work in Koa mode", errors.ErrUnsupported)
+// errOwner explains why owners are refused.
+var errOwner = fmt.Errorf("%w: a Koa session table has no owner column, so SetOwner, Revoke and RevokeOwner do not work in Koa mode", errors.ErrUnsupported)
 
-// Lock implements [Locker] with GET_LOCK, exactly as [MySQLStore.Lock]. It
-// serializes the Go app's requests of a session; Koa's requests never take
-// it.
-func (s *KoaStore) Lock(ctx context.Context, key string) (Lease, error) {
-	l, err := s.lock(ctx, key)
+// Lock implements [session.Locker] with GET_LOCK, exactly as
+// [session.MySQLStore.Lock]. It serializes the Go app's requests of a
+// session; Koa's requests never take it.
+func (s *Store) Lock(ctx context.Context, key string) (session.Lease, error) {
+	l, err := sqltable.Lock(ctx, s.t, key, func(t *sqltable.Table) session.Store {
+		bound := *s
+		bound.t = t
+		return &bound
+	})
 	if err != nil {
 		return nil, err
 	}
-	bound := *s
-	bound.run, bound.lease = l.conn, l
-	l.store = &bound
 	return l, nil
 }
 
 // row checks rec and returns its data and expires columns.
-func (s *KoaStore) row(key string, rec *Record) (data string, expires int64, err error) {
-	if err := checkMySQLKey(key); err != nil {
+func (s *Store) row(key string, rec *session.Record) (data string, expires int64, err error) {
+	if err := sqltable.CheckKey(key); err != nil {
 		return "", 0, err
 	}
 	if rec == nil {
 		return "", 0, errors.New("nil record")
 	}
 	if rec.Owner != "" {
-		return "", 0, errKoaOwner
+		return "", 0, errOwner
 	}
-	if data, err = mysqlEncodeValues(rec.Values); err != nil {
+	if data, err = sqltable.EncodeValues(rec.Values); err != nil {
 		return "", 0, err
 	}
 	if data == "{}" {
@@ -413,31 +431,31 @@ func (s *KoaStore) row(key string, rec *Record) (data string, expires int64, err
 		// middleware deletes an emptied session instead of saving it.
 		return "", 0, errors.New("refusing to store a session with no values")
 	}
-	if expires, err = koaMillis(rec.Expires); err != nil {
+	if expires, err = millis(rec.Expires); err != nil {
 		return "", 0, err
 	}
 	return data, expires, nil
 }
 
-// koaMillis converts t to the expires column: milliseconds since 1970,
+// millis converts t to the expires column: milliseconds since 1970,
 // within what a JavaScript Date holds.
-func koaMillis(t time.Time) (int64, error) {
+func millis(t time.Time) (int64, error) {
 	ms := t.UnixMilli()
-	if t.IsZero() || ms <= 0 || ms > koaMaxMillis {
+	if t.IsZero() || ms <= 0 || ms > maxMillis {
 		return 0, fmt.Errorf("expires time %v is outside what a Koa row holds (1970 to the year 275760)", t)
 	}
 	return ms, nil
 }
 
-// koaVersion is the version of a row holding data: the first 64 bits of
+// version is the version of a row holding data: the first 64 bits of
 // its MD5, which is what the SQL's LEFT(MD5(data), 16) shows in hex.
-func koaVersion(data string) int64 {
+func version(data string) int64 {
 	sum := md5.Sum([]byte(data))
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
-// koaParseVersion reads LEFT(MD5(data), 16) as the server computed it.
-func koaParseVersion(h string) (int64, error) {
+// parseVersion reads LEFT(MD5(data), 16) as the server computed it.
+func parseVersion(h string) (int64, error) {
 	if len(h) != 16 {
 		return 0, fmt.Errorf("the data's MD5 came back as %q, not 16 hex digits", h)
 	}

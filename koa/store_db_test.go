@@ -1,4 +1,4 @@
-package session_test
+package koa_test
 
 import (
 	"database/sql"
@@ -12,12 +12,15 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/apptest"
+	"github.com/seed013449c2/session/internal/sqltest"
+	"github.com/seed013449c2/session/koa"
 	"github.com/seed013449c2/session/sessiontest"
 )
 
-// These tests run against a real MySQL or MariaDB, as store_mysql_db_test.go,
-// each in a table of its own (never the Koa app's _mysql_session_store, which
-// the interop test uses).
+// These tests run against a real MySQL or MariaDB (see sqltest.Config),
+// each in a table of its own (never the Koa app's _mysql_session_store,
+// which the interop test uses).
 
 // koaTableSQL is koa-mysql-session 0.0.2's CREATE TABLE, verbatim but for
 // the table name: the form a table has when the Koa app created it first.
@@ -29,8 +32,8 @@ func koaTableSQL(table string) string {
 // Koa's own form when koaForm is set; otherwise the store creates it.
 func koaTestTable(t *testing.T, koaForm bool) (*mysql.Config, *sql.DB, string) {
 	t.Helper()
-	cfg, table := mysqlTestTable(t)
-	db := openMySQLTestDB(t, cfg)
+	cfg, table := sqltest.Table(t)
+	db := sqltest.OpenDB(t, cfg)
 	if koaForm {
 		if _, err := db.Exec(koaTableSQL(table)); err != nil {
 			t.Fatal(err)
@@ -41,9 +44,16 @@ func koaTestTable(t *testing.T, koaForm bool) (*mysql.Config, *sql.DB, string) {
 
 // openKoaTestStore opens a store on a pool of its own, both closed when the
 // test ends.
-func openKoaTestStore(t *testing.T, cfg *mysql.Config, opts session.KoaOptions) *session.KoaStore {
+func openKoaTestStore(t *testing.T, cfg *mysql.Config, opts koa.Options) *koa.Store {
 	t.Helper()
-	s, err := session.NewKoaStore(openMySQLTestDB(t, cfg), opts)
+	return newKoaTestStore(t, sqltest.OpenDB(t, cfg), opts)
+}
+
+// newKoaTestStore opens a store on the caller's pool, closed when the test
+// ends.
+func newKoaTestStore(t *testing.T, db *sql.DB, opts koa.Options) *koa.Store {
+	t.Helper()
+	s, err := koa.NewStore(db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +77,7 @@ func TestKoaConformance(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, _, table := koaTestTable(t, form.koaForm)
-			opts := session.KoaOptions{Table: table, CleanupInterval: 20 * time.Millisecond}
+			opts := koa.Options{Table: table, CleanupInterval: 20 * time.Millisecond}
 			sessiontest.RunWith(t, sessiontest.RunOptions{NoCreatedDeadline: true, Precision: time.Millisecond},
 				func(t *testing.T) session.Store { return openKoaTestStore(t, cfg, opts) })
 		})
@@ -75,11 +85,24 @@ func TestKoaConformance(t *testing.T) {
 }
 
 // TestKoaHTTP runs the middleware's HTTP suite with every app server on a
-// pool of its own over one Koa table.
+// pool of its own over one Koa table. The pools hold at most 32
+// connections, which its 128 concurrent writers of one session share.
 func TestKoaHTTP(t *testing.T) {
 	sessiontest.RunHTTP(t, func(t *testing.T) func() session.Store {
 		cfg, _, table := koaTestTable(t, false)
-		return func() session.Store { return openKoaTestStore(t, cfg, session.KoaOptions{Table: table}) }
+		return func() session.Store {
+			db := sqltest.OpenDB(t, cfg)
+			db.SetMaxOpenConns(32) // leave room in max_connections for the tests beside
+			return newKoaTestStore(t, db, koa.Options{Table: table})
+		}
+	})
+}
+
+// TestKoaCommitAfterClientLeft: a commit whose client left while it waited
+// for a row lock still lands (see apptest.CommitAfterClientLeft).
+func TestKoaCommitAfterClientLeft(t *testing.T) {
+	apptest.CommitAfterClientLeft(t, func(t *testing.T, db *sql.DB, table string) session.Store {
+		return newKoaTestStore(t, db, koa.Options{Table: table})
 	})
 }
 
@@ -89,7 +112,7 @@ func TestKoaTableForm(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, db, table := koaTestTable(t, form.koaForm)
-			openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
+			openKoaTestStore(t, cfg, koa.Options{Table: table})
 			var name, create string
 			if err := db.QueryRow("SHOW CREATE TABLE `"+table+"`").Scan(&name, &create); err != nil {
 				t.Fatal(err)
@@ -111,7 +134,7 @@ func TestKoaTableForm(t *testing.T) {
 // milliseconds, and the values as one compact JSON object with raw UTF-8.
 func TestKoaRowFormat(t *testing.T) {
 	cfg, db, table := koaTestTable(t, false)
-	s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table, Prefix: "koa_sess:"})
+	s := openKoaTestStore(t, cfg, koa.Options{Table: table, Prefix: "koa_sess:"})
 	const id = "bhV_RvxF2MFC6s7TD2hnkBJdv-2vtYaM"
 	key := s.Key(id)
 	expires := time.Now().Add(24 * time.Hour)
@@ -139,7 +162,7 @@ func TestKoaVersionMatchesServer(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, _, table := koaTestTable(t, form.koaForm)
-			s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
+			s := openKoaTestStore(t, cfg, koa.Options{Table: table})
 			ctx := t.Context()
 			key := s.Key("df447QCiOpkU_VDcze_jd6vh0PGImIUB")
 			rec := &session.Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`), "text": json.RawMessage(`"é € \u2028 😀"`)}, Expires: time.Now().Add(time.Hour)}
@@ -178,7 +201,7 @@ func TestKoaUpdateKeepsKoaWrite(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, db, table := koaTestTable(t, form.koaForm)
-			s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
+			s := openKoaTestStore(t, cfg, koa.Options{Table: table})
 			ctx := t.Context()
 			key := s.Key("df447QCiOpkU_VDcze_jd6vh0PGImIUB")
 			if err := s.Create(ctx, key, &session.Record{Values: map[string]json.RawMessage{"count": json.RawMessage(`1`)}, Expires: time.Now().Add(time.Hour)}); err != nil {
@@ -232,7 +255,7 @@ func TestKoaStrictIDs(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, db, table := koaTestTable(t, form.koaForm)
-			s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
+			s := openKoaTestStore(t, cfg, koa.Options{Table: table})
 			ctx := t.Context()
 			exp := time.Now().Add(time.Hour).UnixMilli()
 			for _, id := range []string{s.Key(victim), s.Key(padded) + " "} {
@@ -249,7 +272,7 @@ func TestKoaStrictIDs(t *testing.T) {
 			if err != nil || string(rec.Values["user_id"]) != `"victim"` {
 				t.Fatalf("Load of the exact id = %+v, %v", rec, err)
 			}
-			if n := countRows(t, db, table, "1=1"); n != 2 {
+			if n := sqltest.CountRows(t, db, table, "1=1"); n != 2 {
 				t.Fatalf("%d rows after the loads, want the 2 untouched", n)
 			}
 		})
@@ -262,7 +285,7 @@ func TestKoaExpiredRowDeleted(t *testing.T) {
 	for _, form := range koaTableForms {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, db, table := koaTestTable(t, form.koaForm)
-			s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table, CleanupInterval: -1})
+			s := openKoaTestStore(t, cfg, koa.Options{Table: table, CleanupInterval: -1})
 			key := s.Key("J9vntfG6Y_CN0EwOkycxZey95Wv0NTOD")
 			if _, err := db.Exec("INSERT INTO `"+table+"` (id, expires, data) VALUES (?, 1000, ?)", key, `{"count":2}`); err != nil {
 				t.Fatal(err)
@@ -270,7 +293,7 @@ func TestKoaExpiredRowDeleted(t *testing.T) {
 			if rec, err := s.Load(t.Context(), key); !errors.Is(err, session.ErrNotFound) {
 				t.Fatalf("Load of an expired row = %+v, %v; want ErrNotFound", rec, err)
 			}
-			if n := countRows(t, db, table, "1=1"); n != 0 {
+			if n := sqltest.CountRows(t, db, table, "1=1"); n != 0 {
 				t.Fatalf("%d rows left after Load of the expired one", n)
 			}
 		})
@@ -281,7 +304,7 @@ func TestKoaExpiredRowDeleted(t *testing.T) {
 // reads as corrupt, never as a session, and never panics.
 func TestKoaCorruptRows(t *testing.T) {
 	cfg, db, table := koaTestTable(t, true)
-	s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table})
+	s := openKoaTestStore(t, cfg, koa.Options{Table: table})
 	exp := time.Now().Add(time.Hour).UnixMilli()
 	rows := []struct {
 		id      string
@@ -307,7 +330,7 @@ func TestKoaCorruptRows(t *testing.T) {
 
 func TestKoaDeleteExpired(t *testing.T) {
 	cfg, db, table := koaTestTable(t, true)
-	s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table, CleanupInterval: -1, CleanupBatch: 2})
+	s := openKoaTestStore(t, cfg, koa.Options{Table: table, CleanupInterval: -1, CleanupBatch: 2})
 	now := time.Now().UnixMilli()
 	for i, exp := range []int64{1000, now - 1, now - 60_000, now + 60_000, now + 3_600_000} {
 		if _, err := db.Exec("INSERT INTO `"+table+"` (id, expires, data) VALUES (?, ?, '{\"n\":1}')", "k"+string(rune('0'+i)), exp); err != nil {
@@ -318,14 +341,14 @@ func TestKoaDeleteExpired(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("DeleteExpired = %d, %v; want 3", n, err)
 	}
-	if left := countRows(t, db, table, "1=1"); left != 2 {
+	if left := sqltest.CountRows(t, db, table, "1=1"); left != 2 {
 		t.Errorf("%d rows left, want the 2 live ones", left)
 	}
 }
 
 func TestKoaMissingTable(t *testing.T) {
-	cfg, table := mysqlTestTable(t)
-	s := openKoaTestStore(t, cfg, session.KoaOptions{Table: table, NoCreateTable: true})
+	cfg, table := sqltest.Table(t)
+	s := openKoaTestStore(t, cfg, koa.Options{Table: table, NoCreateTable: true})
 	_, err := s.Load(t.Context(), "SESSION_ID:k")
 	if !errors.Is(err, &mysql.MySQLError{Number: 1146}) || !strings.Contains(err.Error(), "table `"+table+"` does not exist") {
 		t.Fatalf("Load without the table = %v, want the 1146 with the table named", err)

@@ -1,0 +1,159 @@
+// Package combine batches the updates of one key that reach one process
+// while an earlier one is in flight.
+//
+// The commits of one session that arrive while one is running wait in the
+// process, holding no connection, and then go to the database together,
+// applied one after the other in a single transaction. Under a burst of one
+// visitor's requests (parallel XHRs, a tab storm) the row lock is taken once
+// per batch instead of once per request, so throughput grows with
+// contention instead of collapsing, and each change is still applied whole,
+// in arrival order, to the freshest state.
+package combine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// BatchTimeout bounds a batch led by a caller that waited for it: the batch
+// holds the changes of other callers too, so it does not run on what is
+// left of the leader's own deadline.
+const BatchTimeout = 5 * time.Second
+
+// ErrWithdrawn: an update gave up while queued, before any batch took it;
+// its change was not applied.
+var ErrWithdrawn = errors.New("gave up waiting for the commit in flight; change not applied")
+
+// Result is what a batch gives one of its changes.
+type Result[R any] struct {
+	Rec R
+	Err error
+}
+
+// Run applies chs, in order, in one step (a transaction) and returns one
+// result per change; an error of its own fails every change of the batch.
+type Run[C, R any] func(ctx context.Context, chs []C) ([]Result[R], error)
+
+// Combiner batches the updates of each key. The zero value is ready to use.
+type Combiner[C, R any] struct {
+	mu   sync.Mutex
+	keys map[string]*queue[C, R]
+}
+
+// queue is one key's flight: the changes that arrived since the running
+// batch started, which the next leader takes.
+type queue[C, R any] struct {
+	waiting []*pending[C, R]
+}
+
+// pending is one update waiting for its batch.
+type pending[C, R any] struct {
+	ch   C
+	done chan struct{} // closed when rec and err are set
+	lead chan []*pending[C, R]
+	rec  R
+	err  error
+}
+
+// Update applies ch under key through run, batched with the updates of key
+// that arrive while another batch of key is in flight. The caller that
+// finds no batch in flight runs its change at once, on ctx; the others
+// queue, and the first of them leads the next batch, with all the changes
+// queued by then, on a context of its own bounded by BatchTimeout. A
+// queued caller whose ctx ends before a batch takes its change withdraws
+// it and gets an error wrapping ErrWithdrawn and ctx.Err(); once taken,
+// the change's outcome is the caller's, whenever it comes.
+func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C, R]) (R, error) {
+	me := &pending[C, R]{ch: ch, done: make(chan struct{})}
+	c.mu.Lock()
+	if c.keys == nil {
+		c.keys = make(map[string]*queue[C, R])
+	}
+	q, busy := c.keys[key]
+	if !busy {
+		c.keys[key] = &queue[C, R]{}
+		c.mu.Unlock()
+		c.lead(ctx, key, []*pending[C, R]{me}, run)
+		return me.rec, me.err
+	}
+	me.lead = make(chan []*pending[C, R], 1)
+	q.waiting = append(q.waiting, me)
+	c.mu.Unlock()
+
+	select {
+	case batch := <-me.lead:
+		c.leadDetached(ctx, key, batch, run)
+	case <-me.done:
+	case <-ctx.Done():
+		if c.withdraw(key, me) {
+			var zero R
+			return zero, fmt.Errorf("%w: %w", ErrWithdrawn, ctx.Err())
+		}
+		// Taken into a batch already: its outcome is this change's, and
+		// if this one leads it, the others' changes are owed a run.
+		select {
+		case batch := <-me.lead:
+			c.leadDetached(ctx, key, batch, run)
+		case <-me.done:
+		}
+	}
+	<-me.done
+	return me.rec, me.err
+}
+
+// leadDetached runs a batch that holds other callers' changes: it gets a
+// deadline of its own rather than whatever is left of ctx's.
+func (c *Combiner[C, R]) leadDetached(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), BatchTimeout)
+	defer cancel()
+	c.lead(bctx, key, batch, run)
+}
+
+// lead runs batch, then hands the changes that arrived meanwhile to the
+// first of them, which leads the next batch, or ends the key's flight.
+func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
+	chs := make([]C, len(batch))
+	for i, p := range batch {
+		chs[i] = p.ch
+	}
+	results, err := run(ctx, chs)
+	c.mu.Lock()
+	q := c.keys[key]
+	next := q.waiting
+	q.waiting = nil
+	if len(next) == 0 {
+		delete(c.keys, key)
+	}
+	c.mu.Unlock()
+	if len(next) > 0 {
+		next[0].lead <- next
+	}
+	for i, p := range batch {
+		if err != nil {
+			p.err = err
+		} else {
+			p.rec, p.err = results[i].Rec, results[i].Err
+		}
+		close(p.done)
+	}
+}
+
+// withdraw takes p out of key's queue if no batch has taken it yet.
+func (c *Combiner[C, R]) withdraw(key string, p *pending[C, R]) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.keys[key]
+	if q == nil {
+		return false
+	}
+	for i, w := range q.waiting {
+		if w == p {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,93 @@
+// Package jsonobj writes and reads a session's values as one JSON object,
+// the form the SQL stores keep in their data column: keys sorted, each value
+// copied as it is stored, so a row reads like the session it holds.
+package jsonobj
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// Encode writes values as one JSON object with sorted keys, each value
+// copied as it is stored. Empty values are left out.
+func Encode(values map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(values))
+	size := 2
+	for k, v := range values {
+		if len(v) == 0 {
+			continue
+		}
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if PlainString(k) {
+			b = append(b, '"')
+			b = append(b, k...)
+			b = append(b, '"')
+		} else {
+			q, _ := json.Marshal(k) // a string always marshals
+			b = append(b, q...)
+		}
+		b = append(b, ':')
+		b = append(b, values[k]...)
+	}
+	return append(b, '}')
+}
+
+// Decode parses a stored JSON object into its values, leaving each value
+// undecoded. Null values are kept, as stored; a session reads them as
+// missing.
+func Decode(data []byte) (map[string]json.RawMessage, error) {
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(data, &values); err != nil {
+		return nil, fmt.Errorf("stored data is not a JSON object: %w", err)
+	}
+	if values == nil {
+		values = map[string]json.RawMessage{}
+	}
+	return values, nil
+}
+
+// Size returns len(Encode(values)) without building it: the exact number
+// of bytes a store keeps for values.
+func Size(values map[string]json.RawMessage) int {
+	size, n := 2, 0
+	for k, v := range values {
+		if len(v) == 0 {
+			continue
+		}
+		if n > 0 {
+			size++ // the comma
+		}
+		n++
+		if PlainString(k) {
+			size += len(k) + 2
+		} else {
+			q, _ := json.Marshal(k) // a string always marshals
+			size += len(q)
+		}
+		size += 1 + len(v)
+	}
+	return size
+}
+
+// PlainString reports whether s encodes to JSON as itself between quotes:
+// printable ASCII that encoding/json would not escape.
+func PlainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,128 @@
+package sqltable
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/seed013449c2/session/internal/combine"
+)
+
+// Change is what Update needs of a change (a *session.Change): applied to
+// a record, it returns a new one, or an error that refuses it.
+type Change[R any] interface {
+	Apply(rec R) (R, error)
+}
+
+// Tx describes one store's Update transaction over its columns.
+type Tx[R any] struct {
+	// Lock reads the live row under its row lock (SELECT ... FOR UPDATE):
+	// the record, or sql.ErrNoRows.
+	Lock func(ctx context.Context, tx *sql.Tx) (R, error)
+	// Empty reports whether a record has no values left, in which case
+	// the row is deleted.
+	Empty func(R) bool
+	// Check refuses a record with values that the row cannot hold.
+	Check func(R) error
+	// Write stores rec over old, which Lock read; Delete removes the row.
+	Write  func(ctx context.Context, tx *sql.Tx, old, rec R) error
+	Delete func(ctx context.Context, tx *sql.Tx) error
+}
+
+// errNothingToWrite rolls back a transaction whose every change was
+// refused.
+var errNothingToWrite = errors.New("nothing to write")
+
+// Update is the stores' Update: under key's row lock it applies ch to the
+// live record, checks the result with tx.Check, and stores it with
+// tx.Write, or deletes the row when no values are left. Commits of one key
+// that reach this process while one is in flight are combined by comb into
+// one such transaction, each change applied in arrival order to what the
+// previous ones left; a lease's table runs its single holder's change
+// alone.
+func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Combiner[C, R], key string, ch C, tx Tx[R]) (R, error) {
+	run := func(ctx context.Context, chs []C) ([]combine.Result[R], error) {
+		var results []combine.Result[R]
+		err := t.inTx(ctx, func(sqlTx *sql.Tx) error {
+			rec, err := tx.Lock(ctx, sqlTx)
+			if err != nil {
+				return err
+			}
+			var final R
+			var gone bool
+			results, final, gone = applyAll(rec, chs, tx,
+				fmt.Errorf("%w (emptied by an earlier change of the batch)", t.errs.NotFound))
+			written := false
+			for _, r := range results {
+				written = written || r.Err == nil
+			}
+			switch {
+			case !written:
+				return errNothingToWrite
+			case gone:
+				return tx.Delete(ctx, sqlTx)
+			}
+			return tx.Write(ctx, sqlTx, rec, final)
+		})
+		switch {
+		case err == nil, errors.Is(err, errNothingToWrite):
+			for i := range results {
+				if results[i].Err != nil {
+					results[i].Err = fmt.Errorf("%s: update: %w", t.prefix, results[i].Err)
+				}
+			}
+			return results, nil
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("%s: update: %w", t.prefix, t.errs.NotFound)
+		case errors.Is(err, t.errs.Corrupt):
+			return nil, fmt.Errorf("%s: update: %w", t.prefix, err)
+		}
+		return nil, t.Fail(ctx, "update", err)
+	}
+	if t.lease != nil {
+		results, err := run(ctx, []C{ch})
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		return results[0].Rec, results[0].Err
+	}
+	rec, err := comb.Update(ctx, key, ch, run)
+	if errors.Is(err, combine.ErrWithdrawn) {
+		return rec, fmt.Errorf("%s: update: %w", t.prefix, err)
+	}
+	return rec, err
+}
+
+// applyAll applies chs in order to rec, as a batch does: each change sees
+// the record the previous ones left, a refused change leaves it as it was,
+// and once a change leaves no values the record is gone for the rest (they
+// get notFound). It returns one result per change and the record to
+// store, or gone when the row is to be deleted.
+func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[R], notFound error) (results []combine.Result[R], final R, gone bool) {
+	results = make([]combine.Result[R], len(chs))
+	cur := rec
+	for i, ch := range chs {
+		if gone {
+			results[i].Err = notFound
+			continue
+		}
+		next, err := ch.Apply(cur)
+		empty := err == nil && tx.Empty(next)
+		if err == nil && !empty {
+			err = tx.Check(next)
+		}
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		results[i].Rec = next
+		if empty {
+			gone = true
+			continue
+		}
+		cur = next
+	}
+	return results, cur, gone
+}
