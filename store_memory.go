@@ -62,6 +62,8 @@ type MemoryStore struct {
 	// sweeping lets one sweep run at a time.
 	sweeping atomic.Bool
 
+	now func() time.Time // time.Now; tests set a clock of their own
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -94,6 +96,10 @@ var (
 
 // NewMemoryStore returns a MemoryStore and starts its cleanup goroutine.
 func NewMemoryStore(opts MemoryOptions) *MemoryStore {
+	return newMemoryStore(opts, time.Now)
+}
+
+func newMemoryStore(opts MemoryOptions, now func() time.Time) *MemoryStore {
 	maxSessions := opts.MaxSessions
 	if maxSessions <= 0 {
 		maxSessions = 1_000_000
@@ -107,6 +113,7 @@ func NewMemoryStore(opts MemoryOptions) *MemoryStore {
 		max:  int64(maxSessions),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
+		now:  now,
 	}
 	s.earliest.Store(math.MaxInt64)
 	for i := range s.shards {
@@ -130,7 +137,7 @@ func (s *MemoryStore) Close() error {
 // Len reports how many live sessions the store holds. It walks every record,
 // so it is meant for tests and metrics, not for each request.
 func (s *MemoryStore) Len() int {
-	now := time.Now()
+	now := s.now()
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -157,7 +164,7 @@ func (s *MemoryStore) Load(ctx context.Context, key string) (*Record, error) {
 		rec = sh.recs[i].rec
 	}
 	sh.mu.RUnlock()
-	if rec == nil || !memLive(rec, time.Now()) {
+	if rec == nil || !memLive(rec, s.now()) {
 		return nil, ErrNotFound
 	}
 	return rec, nil
@@ -172,7 +179,7 @@ func (s *MemoryStore) Create(ctx context.Context, key string, rec *Record) error
 		return errMemNilRecord
 	}
 	sh := s.shard(key)
-	now := time.Now()
+	now := s.now()
 	for evicted := false; ; evicted = true {
 		sh.mu.Lock()
 		i, ok := sh.index[key]
@@ -214,7 +221,7 @@ func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Reco
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
-	i, ok := s.liveLocked(sh, key, time.Now())
+	i, ok := s.liveLocked(sh, key, s.now())
 	if !ok {
 		sh.mu.Unlock()
 		return nil, ErrNotFound
@@ -244,7 +251,7 @@ func (s *MemoryStore) Touch(ctx context.Context, key string, expires time.Time) 
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
-	i, ok := s.liveLocked(sh, key, time.Now())
+	i, ok := s.liveLocked(sh, key, s.now())
 	if !ok {
 		sh.mu.Unlock()
 		return ErrNotFound
@@ -411,7 +418,7 @@ func (s *MemoryStore) cleanup(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-ticker.C:
-			s.sweepIfDue(time.Now())
+			s.sweepIfDue(s.now())
 		}
 	}
 }

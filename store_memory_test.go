@@ -201,9 +201,9 @@ func TestMemoryStoreCleanup(t *testing.T) {
 }
 
 func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
-	before := session.CleanupGoroutines("NewMemoryStore")
+	before := session.CleanupGoroutines("newMemoryStore")
 	s := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: time.Millisecond})
-	if got := session.CleanupGoroutines("NewMemoryStore"); got != before+1 {
+	if got := session.CleanupGoroutines("newMemoryStore"); got != before+1 {
 		t.Fatalf("%d cleanup goroutines after NewMemoryStore, want %d", got, before+1)
 	}
 
@@ -220,9 +220,9 @@ func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
 	wg.Wait()
 	// Close waits for the goroutine's last deferred call; give the runtime
 	// a moment to retire it.
-	for deadline := time.Now().Add(5 * time.Second); session.CleanupGoroutines("NewMemoryStore") != before; {
+	for deadline := time.Now().Add(5 * time.Second); session.CleanupGoroutines("newMemoryStore") != before; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d cleanup goroutines after Close, want %d", session.CleanupGoroutines("NewMemoryStore"), before)
+			t.Fatalf("%d cleanup goroutines after Close, want %d", session.CleanupGoroutines("newMemoryStore"), before)
 		}
 		time.Sleep(time.Millisecond)
 	}
