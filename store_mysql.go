@@ -306,10 +306,7 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 			_, err = tx.ExecContext(ctx, s.q.update, row.data, rec.Owner, row.expires, key)
 			return err
 		},
-		Delete: func(ctx context.Context, tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, s.q.delete, key)
-			return err
-		},
+		Delete: s.q.delete,
 	})
 }
 

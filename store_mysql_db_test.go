@@ -34,15 +34,15 @@ import (
 func openMySQLTestStore(t *testing.T, cfg *mysql.Config, opts session.MySQLOptions) *session.MySQLStore {
 	t.Helper()
 	s, err := session.OpenMySQLStore(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return sqltest.Opened(t, s, err)
+}
+
+// newMySQLTestStore opens a store on the caller's pool, closed when the test
+// ends.
+func newMySQLTestStore(t *testing.T, db *sql.DB, table string) *session.MySQLStore {
+	t.Helper()
+	s, err := session.NewMySQLStore(db, session.MySQLOptions{Table: table})
+	return sqltest.Opened(t, s, err)
 }
 
 // insertMySQLRows writes n rows straight into table, 1000 per INSERT,

@@ -27,18 +27,6 @@ import (
 // many connections a lock needs, what happens when the server drops the
 // lock's connection, and row locks that make a commit wait.
 
-// newMySQLTestStore opens a store on the caller's pool, closed when the test
-// ends.
-func newMySQLTestStore(t *testing.T, db *sql.DB, table string) *session.MySQLStore {
-	t.Helper()
-	s, err := session.NewMySQLStore(db, session.MySQLOptions{Table: table})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // TestMySQLLockedRequestsBounded: with Options.Lock, on a pool of 1, 2 or
 // 10 connections, 20 requests at once, of one session or of 20, each
 // holding its session 50 to 200 ms, all end within LockTimeout and a

@@ -96,35 +96,14 @@ func newMockStoreDB(t *testing.T, opts MySQLOptions) (*MySQLStore, sqlmock.Sqlmo
 }
 
 func TestMySQLCreateTable(t *testing.T) {
-	tests := []struct {
-		table, want string
-	}{
-		{"", sqlCreateSessions},
-		{"app_Sessions2", strings.Replace(sqlCreateSessions, "`sessions`", "`app_Sessions2`", 1)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.table, func(t *testing.T) {
-			db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			mock.ExpectExec(tt.want).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
-			s, err := NewMySQLStore(db, MySQLOptions{Table: tt.table, CleanupInterval: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := s.CreateTableSQL(); got != tt.want {
-				t.Errorf("CreateTableSQL() =\n%s\nwant\n%s", got, tt.want)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := mock.ExpectationsWereMet(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	sqltest.RunCreateTable(t, []string{"", "app_Sessions2"}, func(table string) string {
+		if table == "" {
+			return sqlCreateSessions
+		}
+		return strings.Replace(sqlCreateSessions, "`sessions`", "`"+table+"`", 1)
+	}, func(db *sql.DB, table string) (*MySQLStore, error) {
+		return NewMySQLStore(db, MySQLOptions{Table: table, CleanupInterval: -1})
+	})
 }
 
 func TestMySQLNoCreateTableSendsNothing(t *testing.T) {
@@ -585,31 +564,11 @@ func TestMySQLDeleteOwner(t *testing.T) {
 }
 
 func TestMySQLDeleteExpiredBatches(t *testing.T) {
-	tests := []struct {
-		name    string
-		batch   int
-		limit   int
-		results []int64
-	}{
-		{"default batch", 0, 1000, []int64{1000, 1000, 12}},
-		{"exact multiple ends with an empty batch", 0, 1000, []int64{1000, 0}},
-		{"nothing expired", 0, 1000, []int64{0}},
-		{"batch of 2", 2, 2, []int64{2, 2, 2, 1}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true, CleanupBatch: tt.batch})
-			var want int64
-			for _, n := range tt.results {
-				mock.ExpectExec(sqlDeleteExpired).WithArgs(mockNowSQL, tt.limit).WillReturnResult(sqlmock.NewResult(0, n))
-				want += n
-			}
-			got, err := s.DeleteExpired(context.Background())
-			if err != nil || got != want {
-				t.Fatalf("DeleteExpired = %d, %v, want %d", got, err, want)
-			}
-		})
-	}
+	sqltest.RunDeleteExpiredBatches(t, func(t *testing.T, batch int) (*MySQLStore, sqlmock.Sqlmock) {
+		return newMockStore(t, MySQLOptions{NoCreateTable: true, CleanupBatch: batch})
+	}, func(m sqlmock.Sqlmock, limit int) *sqlmock.ExpectedExec {
+		return m.ExpectExec(sqlDeleteExpired).WithArgs(mockNowSQL, limit)
+	})
 }
 
 // cleanupGoroutines counts the cleanup loops started by the named function

@@ -368,10 +368,7 @@ func (s *Store) Update(ctx context.Context, key string, ch *session.Change) (*se
 			_, err = tx.ExecContext(ctx, s.q.update, data, expires, key)
 			return err
 		},
-		Delete: func(ctx context.Context, tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, s.q.delete, key)
-			return err
-		},
+		Delete: s.q.delete,
 	})
 }
 

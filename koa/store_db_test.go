@@ -54,15 +54,7 @@ func openKoaTestStore(t *testing.T, cfg *mysql.Config, opts koa.Options) *koa.St
 func newKoaTestStore(t *testing.T, db *sql.DB, opts koa.Options) *koa.Store {
 	t.Helper()
 	s, err := koa.NewStore(db, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return sqltest.Opened(t, s, err)
 }
 
 var koaTableForms = []struct {

@@ -104,35 +104,14 @@ func TestKoaMockTimes(t *testing.T) {
 }
 
 func TestKoaCreateTable(t *testing.T) {
-	tests := []struct {
-		table, want string
-	}{
-		{"", sqlKoaCreate},
-		{"koa_Sessions2", strings.Replace(sqlKoaCreate, "`_mysql_session_store`", "`koa_Sessions2`", 1)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.table, func(t *testing.T) {
-			db, mock := sqltest.NewMock(t)
-			mock.ExpectExec(tt.want).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
-			s, err := NewStore(db, Options{Table: tt.table, CleanupInterval: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := s.CreateTableSQL(); got != tt.want {
-				t.Errorf("CreateTableSQL() =\n%s\nwant\n%s", got, tt.want)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			// Close leaves the caller's pool open.
-			if err := db.Ping(); err != nil {
-				t.Errorf("caller's pool after Close: %v", err)
-			}
-			if err := mock.ExpectationsWereMet(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	sqltest.RunCreateTable(t, []string{"", "koa_Sessions2"}, func(table string) string {
+		if table == "" {
+			return sqlKoaCreate
+		}
+		return strings.Replace(sqlKoaCreate, "`_mysql_session_store`", "`"+table+"`", 1)
+	}, func(db *sql.DB, table string) (*Store, error) {
+		return NewStore(db, Options{Table: table, CleanupInterval: -1})
+	})
 }
 
 func TestKoaBadOptions(t *testing.T) {
@@ -623,31 +602,11 @@ func TestKoaDelete(t *testing.T) {
 }
 
 func TestKoaDeleteExpiredBatches(t *testing.T) {
-	tests := []struct {
-		name    string
-		batch   int
-		limit   int
-		results []int64
-	}{
-		{"default batch", 0, 1000, []int64{1000, 1000, 12}},
-		{"exact multiple ends with an empty batch", 0, 1000, []int64{1000, 0}},
-		{"nothing expired", 0, 1000, []int64{0}},
-		{"batch of 2", 2, 2, []int64{2, 2, 1}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, mock := newKoaMockStore(t, Options{NoCreateTable: true, CleanupBatch: tt.batch})
-			var want int64
-			for _, n := range tt.results {
-				mock.ExpectExec(sqlKoaDeleteExpired).WithArgs(koaNowMS, tt.limit).WillReturnResult(sqlmock.NewResult(0, n))
-				want += n
-			}
-			got, err := s.DeleteExpired(context.Background())
-			if err != nil || got != want {
-				t.Fatalf("DeleteExpired = %d, %v, want %d", got, err, want)
-			}
-		})
-	}
+	sqltest.RunDeleteExpiredBatches(t, func(t *testing.T, batch int) (*Store, sqlmock.Sqlmock) {
+		return newKoaMockStore(t, Options{NoCreateTable: true, CleanupBatch: batch})
+	}, func(m sqlmock.Sqlmock, limit int) *sqlmock.ExpectedExec {
+		return m.ExpectExec(sqlKoaDeleteExpired).WithArgs(koaNowMS, limit)
+	})
 }
 
 // TestKoaLock: the lock is the MySQL store's, named after the Koa table.

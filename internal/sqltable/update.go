@@ -25,9 +25,11 @@ type Tx[R any] struct {
 	Empty func(R) bool
 	// Check refuses a record with values that the row cannot hold.
 	Check func(R) error
-	// Write stores rec over old, which Lock read; Delete removes the row.
-	Write  func(ctx context.Context, tx *sql.Tx, old, rec R) error
-	Delete func(ctx context.Context, tx *sql.Tx) error
+	// Write stores rec over old, which Lock read.
+	Write func(ctx context.Context, tx *sql.Tx, old, rec R) error
+	// Delete is the statement that deletes the row (with the key as its
+	// argument).
+	Delete string
 }
 
 // errNothingToWrite rolls back a transaction whose every change was
@@ -36,11 +38,11 @@ var errNothingToWrite = errors.New("nothing to write")
 
 // Update is the stores' Update: under key's row lock it applies ch to the
 // live record, checks the result with tx.Check, and stores it with
-// tx.Write, or deletes the row when no values are left. Commits of one key
-// that reach this process while one is in flight are combined by comb into
-// one such transaction, each change applied in arrival order to what the
-// previous ones left; a lease's table runs its single holder's change
-// alone.
+// tx.Write, or deletes the row (tx.Delete) when no values are left.
+// Commits of one key that reach this process while one is in flight are
+// combined by comb into one such transaction, each change applied in
+// arrival order to what the previous ones left; a lease's table runs its
+// single holder's change alone.
 func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Combiner[C, R], key string, ch C, tx Tx[R]) (R, error) {
 	run := func(ctx context.Context, chs []C) ([]combine.Result[R], error) {
 		var results []combine.Result[R]
@@ -61,7 +63,8 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 			case !written:
 				return errNothingToWrite
 			case gone:
-				return tx.Delete(ctx, sqlTx)
+				_, err := sqlTx.ExecContext(ctx, tx.Delete, key)
+				return err
 			}
 			return tx.Write(ctx, sqlTx, rec, final)
 		})

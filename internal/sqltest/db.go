@@ -87,6 +87,24 @@ func OpenDB(t testing.TB, cfg *mysql.Config) *sql.DB {
 	return db
 }
 
+// Opened fails the test on err, and otherwise closes s when the test ends,
+// reporting a failed Close: opening a store is
+//
+//	s, err := session.NewMySQLStore(db, opts)
+//	return sqltest.Opened(t, s, err)
+func Opened[S interface{ Close() error }](t testing.TB, s S, err error) S {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
 // CountRows counts the rows of table that match where.
 func CountRows(t testing.TB, db *sql.DB, table, where string) int {
 	t.Helper()

@@ -2,11 +2,9 @@ package sqltest
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -35,6 +33,19 @@ var (
 	deadlock = &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
 	lockWait = &mysql.MySQLError{Number: 1205, Message: "Lock wait timeout exceeded; try restarting transaction"}
 )
+
+// cancelled returns a context cancelled before the call (d < 0), d into
+// it (d > 0), or only by the returned function (d == 0).
+func cancelled(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	switch {
+	case d < 0:
+		cancel()
+	case d > 0:
+		time.AfterFunc(d, cancel)
+	}
+	return ctx, cancel
+}
 
 // Op is one method of a SQL store (S), run by the error-path tests.
 type Op[S any] struct {
@@ -105,14 +116,8 @@ func RunErrors[S any](t *testing.T, errs Errors, prefix, table string, hints []s
 			t.Run(op.Name+"/"+tt.name, func(t *testing.T) {
 				s, mock := open(t)
 				tt.expect(mock, op)
-				ctx, cancel := context.WithCancel(context.Background())
+				ctx, cancel := cancelled(tt.cancel)
 				defer cancel()
-				switch {
-				case tt.cancel < 0:
-					cancel()
-				case tt.cancel > 0:
-					time.AfterFunc(tt.cancel, cancel)
-				}
 				err := op.Call(ctx, s)
 				WaitMet(t, mock)
 				if err == nil {
@@ -324,14 +329,8 @@ func RunUpdateSteps[S, R any](t *testing.T, errs Errors, tx UpdateTx[S, R]) {
 					mock.ExpectRollback().WillReturnError(step.err)
 				}
 			}
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := cancelled(tt.cancel)
 			defer cancel()
-			switch {
-			case tt.cancel < 0:
-				cancel()
-			case tt.cancel > 0:
-				time.AfterFunc(tt.cancel, cancel)
-			}
 			rec, err := tx.Update(ctx, s)
 			WaitMet(t, mock)
 			if tt.check == nil {
@@ -353,61 +352,5 @@ func RunUpdateSteps[S, R any](t *testing.T, errs Errors, tx UpdateTx[S, R]) {
 			}
 			tt.check(t, err)
 		})
-	}
-}
-
-// Cleanup describes one SQL store's cleanup to RunCleanupLogs.
-type Cleanup struct {
-	// Creator names the function that starts the cleanup goroutine in
-	// full ("github.com/seed013449c2/session.newMySQLStore").
-	Creator string
-	// DeleteExpired is the cleanup's DELETE, on table (database.table).
-	DeleteExpired, Table string
-	// Open opens the store with a 1ms CleanupInterval, logging to l, and
-	// returns its Close.
-	Open func(db *sql.DB, l *slog.Logger) (closer func() error, err error)
-	// Logs are what the log of a failed cleanup must say.
-	Logs []string
-}
-
-// RunCleanupLogs: a failing cleanup is logged and the loop keeps going;
-// Close stops the goroutine and waits for it, and a second Close returns
-// the first one's result.
-func RunCleanupLogs(t *testing.T, c Cleanup) {
-	db, mock := NewMock(t)
-	missing := &mysql.MySQLError{Number: 1146, Message: "Table '" + c.Table + "' doesn't exist"}
-	mock.ExpectExec(c.DeleteExpired).WithArgs(sqlmock.AnyArg(), 1000).WillReturnError(missing)
-	mock.ExpectExec(c.DeleteExpired).WithArgs(sqlmock.AnyArg(), 1000).WillReturnResult(sqlmock.NewResult(0, 5))
-	var logs SyncBuffer
-	before := Goroutines(c.Creator)
-	closeStore, err := c.Open(db, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := Goroutines(c.Creator); got != before+1 {
-		t.Fatalf("%d cleanup goroutines after %s, want %d", got, c.Creator, before+1)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for mock.ExpectationsWereMet() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("cleanup did not run twice: %v", mock.ExpectationsWereMet())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err := closeStore(); err != nil {
-		t.Fatal(err)
-	}
-	// Counted at once: Close must have waited for the goroutine to end.
-	if got := Goroutines(c.Creator); got != before {
-		t.Errorf("%d cleanup goroutines after Close, want %d", got, before)
-	}
-	if err := closeStore(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	out := logs.String()
-	for _, want := range c.Logs {
-		if !strings.Contains(out, want) {
-			t.Errorf("cleanup failure log lacks %q:\n%s", want, out)
-		}
 	}
 }
