@@ -9,14 +9,6 @@ import (
 	"github.com/seed013449c2/session"
 )
 
-// discard is a ResponseWriter reused across iterations, so the benchmarks
-// measure the middleware and not the test harness.
-type discard struct{ h http.Header }
-
-func (d *discard) Header() http.Header         { return d.h }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
-
 // benchSession runs one real request that creates a session and returns
 // its Cookie header.
 func benchSession(b *testing.B, h http.Handler) string {

@@ -15,13 +15,7 @@ import (
 	"github.com/seed013449c2/session/sessiontest"
 )
 
-func openMemoryStore(t testing.TB, opts session.MemoryOptions) *session.MemoryStore {
-	t.Helper()
-	s := session.NewMemoryStore(opts)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
+// memRecord is a record of one value, with the given owner and expiry.
 func memRecord(owner string, expires time.Time) *session.Record {
 	now := time.Now()
 	return &session.Record{
@@ -34,8 +28,19 @@ func memRecord(owner string, expires time.Time) *session.Record {
 }
 
 func TestMemoryStoreConformance(t *testing.T) {
+	t.Parallel()
 	sessiontest.Run(t, func(t *testing.T) session.Store {
-		return openMemoryStore(t, session.MemoryOptions{})
+		return newMemory(t)
+	})
+}
+
+// TestMemoryStoreHTTP runs the middleware's HTTP suite on one memory store.
+// Not parallel: the suite's clients use http.DefaultTransport, whose idle
+// connections every httptest server's Close closes.
+func TestMemoryStoreHTTP(t *testing.T) {
+	sessiontest.RunHTTP(t, func(t *testing.T) func() session.Store {
+		st := newMemory(t)
+		return func() session.Store { return st }
 	})
 }
 
@@ -43,8 +48,9 @@ func TestMemoryStoreConformance(t *testing.T) {
 // error, and the store goes on working (a panic under a shard's lock would
 // leave the shard locked for good).
 func TestMemoryStoreNilRecord(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
-	s := openMemoryStore(t, session.MemoryOptions{})
+	s := newMemory(t)
 	if err := s.Create(ctx, "k", nil); err == nil {
 		t.Error("Create of a nil record succeeded")
 	}
@@ -63,9 +69,10 @@ func TestMemoryStoreNilRecord(t *testing.T) {
 }
 
 func TestMemoryStoreFull(t *testing.T) {
+	t.Parallel()
 	const maxSessions = 5
 	ctx := t.Context()
-	s := openMemoryStore(t, session.MemoryOptions{MaxSessions: maxSessions})
+	s := newMemoryWith(t, session.MemoryOptions{MaxSessions: maxSessions})
 	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 
 	for i := range maxSessions {
@@ -111,9 +118,10 @@ func TestMemoryStoreFull(t *testing.T) {
 // TestMemoryStoreFullUnderFlood checks that concurrent Creates never push the
 // store past its cap.
 func TestMemoryStoreFullUnderFlood(t *testing.T) {
+	t.Parallel()
 	const maxSessions, attempts = 20, 100
 	ctx := t.Context()
-	s := openMemoryStore(t, session.MemoryOptions{MaxSessions: maxSessions})
+	s := newMemoryWith(t, session.MemoryOptions{MaxSessions: maxSessions})
 	var created, full atomic.Int32
 	var wg sync.WaitGroup
 	for i := range attempts {
@@ -142,46 +150,51 @@ func TestMemoryStoreFullUnderFlood(t *testing.T) {
 
 // TestMemoryStoreCleanup proves the sweep drops the store's references to
 // expired records by watching the garbage collector reclaim them: a record
-// the store still holds cannot be collected, so the control case is exact.
+// the store still holds cannot be collected, so the control cases are
+// exact. The records expire when the store's clock says so; the background
+// sweep runs on its ticker.
 func TestMemoryStoreCleanup(t *testing.T) {
-	const expired = 100
+	t.Parallel()
+	const expiring = 100
 	for _, tc := range []struct {
 		name      string
 		interval  time.Duration
 		wantFreed bool
 	}{
-		{"short interval", 5 * time.Millisecond, true},
+		{"short interval", time.Millisecond, true},
 		{"sweep not due", time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ctx := t.Context()
-			s := openMemoryStore(t, session.MemoryOptions{CleanupInterval: tc.interval})
+			clk := newClock()
+			s := clk.memoryStore(t, session.MemoryOptions{CleanupInterval: tc.interval})
 			var freed atomic.Int32
-			for i := range expired {
-				rec := memRecord("owner", time.Now().Add(-time.Minute))
+			for i := range expiring {
+				rec := memRecord("owner", clk.now().Add(time.Minute))
 				runtime.AddCleanup(rec, func(n *atomic.Int32) { n.Add(1) }, &freed)
-				if err := s.Create(ctx, fmt.Sprint("expired", i), rec); err != nil {
+				if err := s.Create(ctx, fmt.Sprint("expiring", i), rec); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := s.Create(ctx, "live", memRecord("owner", time.Now().Add(time.Hour))); err != nil {
+			if err := s.Create(ctx, "live", memRecord("owner", clk.now().Add(time.Hour))); err != nil {
 				t.Fatal(err)
 			}
+			// Until they expire, no sweep touches them.
+			collect(&freed, expiring, 3)
+			if got := freed.Load(); got != 0 {
+				t.Fatalf("%d records freed before they expired", got)
+			}
+			clk.advance(2 * time.Minute)
 
 			rounds := 3 // enough for a reachable record to prove it stays
 			if tc.wantFreed {
 				rounds = 200
 			}
-			for range rounds {
-				runtime.GC()
-				if freed.Load() == expired {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			collect(&freed, expiring, rounds)
 			switch got := freed.Load(); {
-			case tc.wantFreed && got != expired:
-				t.Fatalf("%d of %d expired records were freed", got, expired)
+			case tc.wantFreed && got != expiring:
+				t.Fatalf("%d of %d expired records were freed", got, expiring)
 			case !tc.wantFreed && got != 0:
 				t.Fatalf("%d expired records were freed with no sweep due", got)
 			}
@@ -191,7 +204,7 @@ func TestMemoryStoreCleanup(t *testing.T) {
 			// The owner index forgot the swept records too.
 			wantOwned := 1
 			if !tc.wantFreed {
-				wantOwned += expired
+				wantOwned += expiring
 			}
 			if n, err := s.DeleteOwner(ctx, "owner", ""); err != nil || n != wantOwned {
 				t.Fatalf("DeleteOwner = %d, %v; want %d, nil", n, err, wantOwned)
@@ -200,6 +213,70 @@ func TestMemoryStoreCleanup(t *testing.T) {
 	}
 }
 
+// collect runs the garbage collector up to rounds times, until n objects
+// have been freed, giving their cleanups time to run.
+func collect(freed *atomic.Int32, n int32, rounds int) {
+	for range rounds {
+		runtime.GC()
+		if freed.Load() == n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMemoryStoreExpiry: a record is live until the instant of its
+// Expires, by the store's clock; then Load, Update and Touch no longer find
+// it, Len no longer counts it, and Create may reuse its key. Sweep frees
+// it and a sweep is due only once something has expired.
+func TestMemoryStoreExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clk := newClock()
+	s := clk.memoryStore(t, session.MemoryOptions{})
+	if s.Sweep() {
+		t.Fatal("a sweep of an empty store")
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if err := s.Create(ctx, k, memRecord("", clk.now().Add(time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Touch(ctx, "c", clk.now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Minute - time.Nanosecond)
+	if _, err := s.Load(ctx, "a"); err != nil || s.Len() != 3 || s.Sweep() {
+		t.Fatalf("a nanosecond before its expiry: Load %v, Len %d", err, s.Len())
+	}
+	clk.advance(time.Nanosecond)
+	if _, err := s.Load(ctx, "a"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Load at its expiry: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Update(ctx, "a", &session.Change{Add: map[string]int64{"n": 1}}); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Update at its expiry: %v, want ErrNotFound", err)
+	}
+	if err := s.Touch(ctx, "b", clk.now().Add(time.Hour)); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch at its expiry: %v, want ErrNotFound", err)
+	}
+	if n := s.Len(); n != 1 {
+		t.Fatalf("Len = %d, want only the touched record", n)
+	}
+	if err := s.Create(ctx, "b", memRecord("", clk.now().Add(time.Minute))); err != nil {
+		t.Fatalf("Create over an expired record: %v", err)
+	}
+	clk.advance(2 * time.Minute)
+	if !s.Sweep() {
+		t.Fatal("no sweep once records expired")
+	}
+	if _, err := s.Load(ctx, "c"); err != nil || s.Len() != 1 {
+		t.Fatalf("after the sweep: Load of the touched record %v, Len %d", err, s.Len())
+	}
+}
+
+// TestMemoryStoreCloseStopsCleanup: Close stops the cleanup goroutine,
+// also when called several times at once. Not parallel: it counts the
+// process's goroutines.
 func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
 	before := session.CleanupGoroutines("newMemoryStore")
 	s := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: time.Millisecond})
@@ -237,9 +314,12 @@ func TestMemoryStoreCloseStopsCleanup(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreLoadAllocs: Load allocates nothing, found or not, and
+// returns the stored record itself. Not parallel: allocation counts are
+// process-wide.
 func TestMemoryStoreLoadAllocs(t *testing.T) {
 	ctx := t.Context()
-	s := openMemoryStore(t, session.MemoryOptions{})
+	s := newMemory(t)
 	if err := s.Create(ctx, "live", memRecord("", time.Now().Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +361,7 @@ func TestMemoryStoreLoadAllocs(t *testing.T) {
 // owner or goes keeps the owner index in step, since DeleteOwner reads only
 // the index.
 func TestMemoryStoreOwnerIndex(t *testing.T) {
+	t.Parallel()
 	const owner, other = "alice", "bob"
 	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	create := func(t *testing.T, s *session.MemoryStore, key, owner string, expires time.Time) {
@@ -365,7 +446,7 @@ func TestMemoryStoreOwnerIndex(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
-			s := openMemoryStore(t, session.MemoryOptions{MaxSessions: tc.maxSessions})
+			s := newMemoryWith(t, session.MemoryOptions{MaxSessions: tc.maxSessions})
 			tc.setup(t, s)
 			for _, step := range []struct {
 				owner string
@@ -389,7 +470,8 @@ func TestMemoryStoreOwnerIndex(t *testing.T) {
 // TestMemoryStoreLockAbandonedWait checks that a waiter whose context ends
 // gives up its claim: the lock entry it shared must not stay taken.
 func TestMemoryStoreLockAbandonedWait(t *testing.T) {
-	s := openMemoryStore(t, session.MemoryOptions{})
+	t.Parallel()
+	s := newMemory(t)
 	lease, err := s.Lock(t.Context(), "k")
 	if err != nil {
 		t.Fatal(err)
@@ -416,7 +498,8 @@ func TestMemoryStoreLockAbandonedWait(t *testing.T) {
 // itself, cannot be lost, and a second Unlock (from any goroutine) does
 // not release the lock of whoever took it next.
 func TestMemoryStoreLease(t *testing.T) {
-	s := openMemoryStore(t, session.MemoryOptions{})
+	t.Parallel()
+	s := newMemory(t)
 	first, err := s.Lock(t.Context(), "k")
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +539,7 @@ func TestMemoryStoreLease(t *testing.T) {
 func BenchmarkMemoryStore(b *testing.B) {
 	const sessions = 10_000
 	ctx := context.Background()
-	s := openMemoryStore(b, session.MemoryOptions{})
+	s := newMemory(b)
 	keys := make([]string, sessions)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%064x", i)
