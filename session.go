@@ -502,8 +502,8 @@ type Session struct {
 	ch      Change
 	regen   bool   // Regenerate was called
 	ended   string // store key of a session destroyed in this request
-	started bool // the response's headers are out
-	closed  bool // the request's last commit is done: changes would be lost
+	started bool   // the response's headers are out
+	closed  bool   // the request's last commit is done: changes would be lost
 }
 
 // load reads the session the request names, replacing the loaded state
