@@ -192,6 +192,9 @@ func (s *Session) call(ctx context.Context, f func(context.Context) error) error
 func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieEffect, error) {
 	m := s.m
 	from := s.base // nil for a brand-new session
+	if rn, ok := s.store.(Renamer); ok && from != nil {
+		return s.rename(ctx, rn, now, late)
+	}
 	base := from
 	if base == nil {
 		base = &Record{Created: now}
@@ -261,6 +264,51 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 			return cookieEffect{}, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
 		}
+	}
+	s.id, s.key, s.base = id, key, rec
+	s.clean()
+	return cookieEffect{set: true, life: rec.Expires.Sub(now)}, nil
+}
+
+// rename regenerates the session through a store that moves the record in
+// one step. The caller holds s.mu.
+func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bool) (cookieEffect, error) {
+	m := s.m
+	if late {
+		return cookieEffect{}, fmt.Errorf("%w: a regenerated session id needs a cookie", ErrResponseStarted)
+	}
+	if s.ch.Owner != nil && *s.ch.Owner != "" && m.owners == nil {
+		return cookieEffect{}, errOwnerStore(m.store)
+	}
+	ch := s.ch
+	ch.MaxSize = m.maxSize
+	ch.Expires, _ = m.expiry(s.base, now)
+	var rec *Record
+	id := m.ids.newID()
+	key := m.ids.storeKey(id)
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		rec, err = rn.Rename(ctx, s.key, key, &ch)
+		return err
+	})
+	if errors.Is(err, ErrExists) {
+		// 2^-256 for random ids; a store with its own key scheme may
+		// still have a stale row under a client-chosen id.
+		id = m.ids.newID()
+		key = m.ids.storeKey(id)
+		err = s.call(ctx, func(ctx context.Context) (err error) {
+			rec, err = rn.Rename(ctx, s.key, key, &ch)
+			return err
+		})
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.endedElsewhere()
+		return cookieEffect{}, nil
+	case err != nil:
+		return cookieEffect{}, fmt.Errorf("session: regenerate %s: %w", logID(s.key), err)
+	case len(rec.Values) == 0:
+		s.forget()
+		return cookieEffect{expire: s.cookieID != ""}, nil
 	}
 	s.id, s.key, s.base = id, key, rec
 	s.clean()

@@ -37,6 +37,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"bad cookie name", session.Options{CookieName: "a b"}, []string{"CookieName"}},
 		{"negative MaxAge", session.Options{Cookie: session.CookieOptions{MaxAge: -time.Second}}, []string{"MaxAge"}},
 		{"negative IdleTimeout", session.Options{IdleTimeout: -1}, []string{"IdleTimeout"}},
+		{"IdleTimeout past the default Lifetime", session.Options{IdleTimeout: 8 * 24 * time.Hour}, []string{"IdleTimeout", "Lifetime"}},
+		{"IdleTimeout past Lifetime", session.Options{IdleTimeout: 2 * time.Hour, Lifetime: time.Hour}, []string{"IdleTimeout", "Lifetime"}},
 		{"negative StoreTimeout", session.Options{StoreTimeout: -time.Second}, []string{"StoreTimeout"}},
 		{"negative CommitTimeout", session.Options{CommitTimeout: -time.Second}, []string{"CommitTimeout"}},
 		{"signing key too short", session.Options{SigningKeys: [][]byte{signingKey(1), []byte("short")}}, []string{"SigningKeys[1]"}},
@@ -81,10 +83,32 @@ func TestInvalidOptions(t *testing.T) {
 	m.Close()
 }
 
-// Outside the middleware there is no session: FromContext says so with nil.
+// Outside the middleware there is no session: FromContext says so with nil,
+// and a method called on that nil panics with a message that names the
+// missing middleware rather than a bare nil dereference.
 func TestFromContextOutsideMiddleware(t *testing.T) {
 	t.Parallel()
-	if s := session.FromContext(context.Background()); s != nil {
+	s := session.FromContext(context.Background())
+	if s != nil {
 		t.Fatalf("FromContext outside the middleware = %v", s)
+	}
+	for name, call := range map[string]func(){
+		"Get":        func() { s.Get("k") },
+		"Set":        func() { _ = s.Set("k", 1) },
+		"Add":        func() { _, _ = s.Add("k", 1) },
+		"ID":         func() { s.ID() },
+		"Destroy":    func() { s.Destroy() },
+		"Regenerate": func() { s.Regenerate() },
+		"Keys":       func() { s.Keys() },
+	} {
+		func() {
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.Contains(msg, "session.Middleware") {
+					t.Errorf("%s on the nil session panicked with %q; want a message naming session.Middleware", name, msg)
+				}
+			}()
+			call()
+		}()
 	}
 }

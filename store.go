@@ -84,6 +84,25 @@ type OwnerStore interface {
 	DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error)
 }
 
+// Renamer is implemented by stores that can move a live record to a new key
+// in one atomic step: what [Session.Regenerate] needs to be exact. With it,
+// a logout or revoke that lands while a login regenerates the id always
+// wins, the new record gets this request's changes on top of the freshest
+// stored values, and a store at its session cap still lets a visitor log
+// in. Without it, Regenerate creates the new record, checks that the old
+// one is still live and deletes it: three calls, with a short window in
+// which a concurrent logout is undone.
+type Renamer interface {
+	// Rename moves the live record under oldKey to newKey, which must be
+	// free, applying ch to it on the way, as Update does, and returns the
+	// record as stored. It returns an error wrapping ErrNotFound, and
+	// creates nothing, when no live record is under oldKey; one wrapping
+	// ErrExists when a live record holds newKey; and the errors of
+	// Change.Apply, with nothing changed. When the change leaves no
+	// values, the old record is deleted and nothing is created.
+	Rename(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error)
+}
+
 // Locker is implemented by stores that can serialize the requests of one
 // session, across every process that shares the store. It is used only when
 // [Options.Lock] is set or a handler is wrapped with [Manager.Locked].

@@ -30,6 +30,14 @@ type MemoryOptions struct {
 	// existing sessions keep working. Zero or less means 1,000,000.
 	MaxSessions int
 
+	// MaxBytes caps the memory the sessions take, as the store counts it
+	// (keys, values, owner, and a fixed overhead per record and per value
+	// measured on amd64): a few large sessions must not exhaust memory
+	// any more than many small ones. Past it, Create, and an Update that
+	// grows a session, first evict expired records and then fail with an
+	// error wrapping [ErrFull]. Zero or less means 1 GiB.
+	MaxBytes int64
+
 	// CleanupInterval is how often a background sweep frees expired
 	// records. Expired records are never returned in the meantime: the
 	// sweep only returns their memory. Zero or less means one minute.
@@ -40,7 +48,7 @@ type MemoryOptions struct {
 // the right one for a single process. Sessions do not survive a restart and
 // are not shared between processes; use a database store for that.
 //
-// It implements [Store], [OwnerStore] and [Locker]. Load returns the stored record itself
+// It implements [Store], [OwnerStore], [Renamer] and [Locker]. Load returns the stored record itself
 // without copying or allocating: records are never changed once stored (Update
 // stores a new record, Touch a copy), so a request never sees
 // another's half-done change.
@@ -48,13 +56,17 @@ type MemoryOptions struct {
 // Create one with [NewMemoryStore], which starts a cleanup goroutine; call
 // Close to stop it.
 type MemoryStore struct {
-	seed   maphash.Seed
-	shards [memShards]memShard
-	max    int64
+	seed     maphash.Seed
+	shards   [memShards]memShard
+	max      int64
+	maxBytes int64
 
 	// count is the number of records held, live or expired but not yet
 	// swept; it is what MaxSessions caps.
 	count atomic.Int64
+	// bytes is what the records held take, as memSize counts it; it is
+	// what MaxBytes caps.
+	bytes atomic.Int64
 	// earliest is a lower bound, in Unix nanoseconds, of the Expires of
 	// every record held. Until it passes nothing can be evicted, so a full
 	// store under a flood of Creates answers ErrFull without scanning.
@@ -78,6 +90,7 @@ type memShard struct {
 	recs    []memEntry
 	owners  map[string]map[string]struct{} // owner -> keys in this shard
 	version int64                          // last version given out here
+	peak    int                            // most records held since the index was last rebuilt
 
 	locks keylock.Locks
 
@@ -85,8 +98,52 @@ type memShard struct {
 }
 
 type memEntry struct {
-	key string
-	rec *Record
+	key  string
+	rec  *Record
+	size int64 // memSize(key, rec)
+}
+
+// The fixed costs memSize adds, measured with runtime.MemStats over 100,000
+// sessions of an owner and two small values (TestMemoryStoreBytesMatchHeap):
+// the record, its index and slice entries and its values map, and each
+// value's map slot and slice header.
+const (
+	memRecordOverhead = 500
+	memValueOverhead  = 40
+	memOwnerOverhead  = 300
+)
+
+// memSize is what a record takes in the store, for MaxBytes.
+func memSize(key string, rec *Record) int64 {
+	n := memRecordOverhead + 2*len(key)
+	if rec.Owner != "" {
+		n += memOwnerOverhead + len(rec.Owner)
+	}
+	for k, v := range rec.Values {
+		n += memValueOverhead + len(k) + len(v)
+	}
+	return int64(n)
+}
+
+// MemoryStats is what a MemoryStore holds.
+type MemoryStats struct {
+	// Sessions counts the records held, expired ones not yet swept
+	// included: what MaxSessions caps.
+	Sessions int64
+	// Bytes is what they take as the store counts it: what MaxBytes caps.
+	Bytes int64
+	// BytesPerSession is Bytes / Sessions, or 0.
+	BytesPerSession int64
+}
+
+// Stats reports what the store holds, for metrics and for sizing
+// MaxSessions and MaxBytes. It reads two counters and costs nothing.
+func (s *MemoryStore) Stats() MemoryStats {
+	st := MemoryStats{Sessions: s.count.Load(), Bytes: s.bytes.Load()}
+	if st.Sessions > 0 {
+		st.BytesPerSession = st.Bytes / st.Sessions
+	}
+	return st
 }
 
 var (
@@ -104,16 +161,21 @@ func newMemoryStore(opts MemoryOptions, now func() time.Time) *MemoryStore {
 	if maxSessions <= 0 {
 		maxSessions = 1_000_000
 	}
+	maxBytes := opts.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
 	interval := opts.CleanupInterval
 	if interval <= 0 {
 		interval = time.Minute
 	}
 	s := &MemoryStore{
-		seed: maphash.MakeSeed(),
-		max:  int64(maxSessions),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-		now:  now,
+		seed:     maphash.MakeSeed(),
+		max:      int64(maxSessions),
+		maxBytes: maxBytes,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		now:      now,
 	}
 	s.earliest.Store(math.MaxInt64)
 	for i := range s.shards {
@@ -180,32 +242,44 @@ func (s *MemoryStore) Create(ctx context.Context, key string, rec *Record) error
 	}
 	sh := s.shard(key)
 	now := s.now()
+	size := memSize(key, rec)
 	for evicted := false; ; evicted = true {
 		sh.mu.Lock()
 		i, ok := sh.index[key]
+		var full error
 		switch {
 		case ok && memLive(sh.recs[i].rec, now):
 			sh.mu.Unlock()
 			return ErrExists
+		case ok && s.bytes.Load()+size-sh.recs[i].size > s.maxBytes:
+			full = s.errFullBytes()
 		case ok:
 			// An expired record no sweep has removed yet: reuse its room.
 			rec.Version = sh.nextVersion()
-			sh.set(i, rec)
+			s.set(sh, i, rec)
+		case s.bytes.Load()+size > s.maxBytes:
+			full = s.errFullBytes()
 		case s.count.Add(1) <= s.max:
 			rec.Version = sh.nextVersion()
-			sh.insert(key, rec)
+			s.insert(sh, key, rec)
 		default:
 			s.count.Add(-1)
-			sh.mu.Unlock()
+			full = fmt.Errorf("session: memory store holds its maximum of %d sessions: %w", s.max, ErrFull)
+		}
+		sh.mu.Unlock()
+		if full != nil {
 			if evicted || !s.sweepIfDue(now) {
-				return fmt.Errorf("session: memory store holds its maximum of %d sessions: %w", s.max, ErrFull)
+				return full
 			}
 			continue
 		}
-		sh.mu.Unlock()
 		s.noteExpiry(rec.Expires)
 		return nil
 	}
+}
+
+func (s *MemoryStore) errFullBytes() error {
+	return fmt.Errorf("session: memory store holds its maximum of %d bytes: %w", s.maxBytes, ErrFull)
 }
 
 // Update implements [Store]: the change is applied under the shard's lock,
@@ -220,25 +294,85 @@ func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Reco
 		return nil, errMemNilChange
 	}
 	sh := s.shard(key)
-	sh.mu.Lock()
-	i, ok := s.liveLocked(sh, key, s.now())
-	if !ok {
+	now := s.now()
+	for evicted := false; ; evicted = true {
+		sh.mu.Lock()
+		i, ok := s.liveLocked(sh, key, now)
+		if !ok {
+			sh.mu.Unlock()
+			return nil, ErrNotFound
+		}
+		next, err := ch.Apply(sh.recs[i].rec)
+		if err != nil {
+			sh.mu.Unlock()
+			return nil, err
+		}
+		if len(next.Values) == 0 {
+			s.removeLocked(sh, i)
+			sh.mu.Unlock()
+			return next, nil
+		}
+		if grow := memSize(key, next) - sh.recs[i].size; grow > 0 && s.bytes.Load()+grow > s.maxBytes {
+			sh.mu.Unlock()
+			if evicted || !s.sweepIfDue(now) {
+				return nil, s.errFullBytes()
+			}
+			continue
+		}
+		next.Version = sh.nextVersion()
+		s.set(sh, i, next)
 		sh.mu.Unlock()
-		return nil, ErrNotFound
-	}
-	next, err := ch.Apply(sh.recs[i].rec)
-	if err != nil {
-		sh.mu.Unlock()
-		return nil, err
-	}
-	if len(next.Values) == 0 {
-		s.removeLocked(sh, i)
-		sh.mu.Unlock()
+		s.noteExpiry(next.Expires)
 		return next, nil
 	}
-	next.Version = sh.nextVersion()
-	sh.set(i, next)
-	sh.mu.Unlock()
+}
+
+// Rename implements [Renamer]: under the locks of both keys' shards, the
+// live record moves to newKey with ch applied, in one step, and counts
+// once against MaxSessions throughout, so a full store still lets its
+// visitors log in.
+func (s *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ch == nil {
+		return nil, errMemNilChange
+	}
+	a, b := s.shardIndex(oldKey), s.shardIndex(newKey)
+	from, to := &s.shards[a], &s.shards[b]
+	first, second := from, to
+	if a > b {
+		first, second = second, first // one order for every pair: no deadlock
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	if second != first {
+		second.mu.Lock()
+		defer second.mu.Unlock()
+	}
+	now := s.now()
+	i, ok := s.liveLocked(from, oldKey, now)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if j, taken := to.index[newKey]; taken && memLive(to.recs[j].rec, now) {
+		return nil, ErrExists
+	}
+	next, err := ch.Apply(from.recs[i].rec)
+	if err != nil {
+		return nil, err
+	}
+	s.removeLocked(from, i)
+	if len(next.Values) == 0 {
+		return next, nil
+	}
+	next.Version = to.nextVersion()
+	if j, taken := to.index[newKey]; taken {
+		s.set(to, j, next) // an expired record no sweep has removed yet
+	} else {
+		s.count.Add(1)
+		s.insert(to, newKey, next)
+	}
 	s.noteExpiry(next.Expires)
 	return next, nil
 }
@@ -338,7 +472,11 @@ func (l *memLease) Store() Store  { return l.store }
 func (l *memLease) Unlock() error { l.unlock(); return nil }
 
 func (s *MemoryStore) shard(key string) *memShard {
-	return &s.shards[maphash.String(s.seed, key)&(memShards-1)]
+	return &s.shards[s.shardIndex(key)]
+}
+
+func (s *MemoryStore) shardIndex(key string) uint64 {
+	return maphash.String(s.seed, key) & (memShards - 1)
 }
 
 // memLive reports whether rec is still live at now; a record is dead from the
@@ -354,20 +492,28 @@ func (sh *memShard) nextVersion() int64 {
 	return sh.version
 }
 
-func (sh *memShard) insert(key string, rec *Record) {
+// insert adds a record to sh; the caller holds sh.mu for writing and has
+// counted it.
+func (s *MemoryStore) insert(sh *memShard, key string, rec *Record) {
+	size := memSize(key, rec)
 	sh.index[key] = len(sh.recs)
-	sh.recs = append(sh.recs, memEntry{key: key, rec: rec})
+	sh.recs = append(sh.recs, memEntry{key: key, rec: rec, size: size})
+	sh.peak = max(sh.peak, len(sh.recs))
 	sh.indexOwner(rec.Owner, key)
+	s.bytes.Add(size)
 }
 
-// set replaces the record at position i, keeping the owner index in step.
-func (sh *memShard) set(i int, rec *Record) {
+// set replaces the record at position i, keeping the owner index and the
+// byte count in step. The caller holds sh.mu for writing.
+func (s *MemoryStore) set(sh *memShard, i int, rec *Record) {
 	e := &sh.recs[i]
 	if e.rec.Owner != rec.Owner {
 		sh.unindexOwner(e.rec.Owner, e.key)
 		sh.indexOwner(rec.Owner, e.key)
 	}
-	e.rec = rec
+	size := memSize(e.key, rec)
+	s.bytes.Add(size - e.size)
+	e.rec, e.size = rec, size
 }
 
 // removeLocked removes the record at position i by moving the last one into
@@ -384,6 +530,31 @@ func (s *MemoryStore) removeLocked(sh *memShard, i int) {
 	sh.recs[last] = memEntry{} // let the record be collected
 	sh.recs = sh.recs[:last]
 	s.count.Add(-1)
+	s.bytes.Add(-e.size)
+	sh.shrinkIfSparse()
+}
+
+// shrinkIfSparse gives memory back once a shard holds far fewer records
+// than it once did (after a mass revoke or a sweep of a burst): Go's maps
+// never shrink, so the index is rebuilt, and the slice is reallocated. The
+// cost is linear in what is left and is paid at most once per halving, so
+// it is constant per removal. The caller holds sh.mu for writing.
+func (sh *memShard) shrinkIfSparse() {
+	n := len(sh.recs)
+	if sh.peak < 64 || n > sh.peak/4 {
+		return
+	}
+	recs := make([]memEntry, n, 2*n)
+	copy(recs, sh.recs)
+	index := make(map[string]int, 2*n)
+	for i, e := range recs {
+		index[e.key] = i
+	}
+	owners := make(map[string]map[string]struct{}, len(sh.owners))
+	for o, keys := range sh.owners {
+		owners[o] = keys
+	}
+	sh.recs, sh.index, sh.owners, sh.peak = recs, index, owners, 2*n
 }
 
 func (sh *memShard) indexOwner(owner, key string) {
