@@ -60,13 +60,16 @@ type MySQLOptions struct {
 //	UPDATE t SET expires_at = ? WHERE id = ? AND ...       Touch
 //	DELETE FROM t WHERE owner = ? AND ... id <> ?          DeleteOwner
 //	DELETE FROM t WHERE expires_at <= ? LIMIT ?            DeleteExpired, repeated
+//	SELECT ... FOR UPDATE, DELETE ... expires_at <= ?,
+//	INSERT, DELETE FROM t WHERE id = ?                     Rename, in one transaction
 //	SELECT GET_LOCK(?, ?) and SELECT RELEASE_LOCK(?)       Lock, Unlock
 //
 // Update applies a request's [Change] inside one transaction that holds the
 // row's lock, so writers of one session queue in the database for the few
 // round trips of each transaction and nobody retries: 128 concurrent
 // writers of one session all succeed, and every different-key change and
-// every [Session.Add] is kept.
+// every [Session.Add] is kept. Commits of one session that reach one process
+// while one is in flight go to the database together, in one transaction.
 //
 // Times are sent as UTC strings and compared on the server, so the expiry
 // of a row is checked in the same query that reads it, and the DSN's
@@ -81,8 +84,8 @@ type MySQLOptions struct {
 // Create never overwrites a live row and Update never creates one, so a
 // destroyed session cannot come back through a slower request's write-back.
 //
-// MySQLStore implements [Locker] with GET_LOCK, which ties the lock to one
-// connection. Requests of one session waiting in one process queue
+// MySQLStore implements [OwnerStore], [Renamer] and [Locker]. The lock is
+// GET_LOCK, which ties it to one connection. Requests of one session waiting in one process queue
 // in-process without a connection; the holder runs its load and commit on
 // the lock's connection, so each locked request holds one connection of the
 // pool at a time. A server that dies loses its connections and with them
@@ -287,7 +290,12 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 	if ch == nil {
 		return nil, errors.New("session: mysql: update: nil change")
 	}
-	return sqltable.Update(ctx, s.t, s.comb, key, ch, sqltable.Tx[*Record]{
+	return sqltable.Update(ctx, s.t, s.comb, key, ch, s.tx(key))
+}
+
+// tx is Update's and Rename's transaction over the row under key.
+func (s *MySQLStore) tx(key string) sqltable.Tx[*Record] {
+	return sqltable.Tx[*Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*Record, error) {
 			return mysqlScan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.t.Now())).Scan)
 		},
@@ -307,7 +315,36 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 			return err
 		},
 		Delete: s.q.delete,
-	})
+	}
+}
+
+// Rename implements [Renamer] in one transaction: it reads the live row
+// under oldKey with a row lock, applies ch, inserts the result under
+// newKey (replacing an expired row there, refusing a live one) and deletes
+// the old row.
+func (s *MySQLStore) Rename(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error) {
+	for _, k := range []string{oldKey, newKey} {
+		if err := sqltable.CheckKey(k); err != nil {
+			return nil, fmt.Errorf("session: mysql: rename: %w", err)
+		}
+	}
+	if ch == nil {
+		return nil, errors.New("session: mysql: rename: nil change")
+	}
+	return sqltable.Rename(ctx, s.t, oldKey, newKey, ch, s.tx(oldKey),
+		func(ctx context.Context, tx *sql.Tx, key string, rec *Record) error {
+			row, err := mysqlRow(key, rec)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q.deleteExpiredKey, key, mysqlFormatTime(s.t.Now())); err != nil {
+				return err
+			}
+			rec.Version = 1
+			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
+			_, err = tx.ExecContext(ctx, s.q.insert, key, row.data, rec.Owner, row.created, row.expires, row.deadline, rec.Version)
+			return err
+		})
 }
 
 // Touch implements [Store]. It writes only expires_at.

@@ -331,7 +331,40 @@ func (s *Store) Update(ctx context.Context, key string, ch *session.Change) (*se
 	if ch == nil {
 		return nil, errors.New("session: koa: update: nil change")
 	}
-	return sqltable.Update(ctx, s.t, s.comb, key, ch, sqltable.Tx[*session.Record]{
+	return sqltable.Update(ctx, s.t, s.comb, key, ch, s.tx(key))
+}
+
+// Rename implements [session.Renamer] in one transaction, as
+// [session.MySQLStore.Rename] does: the row under oldKey, read with its row
+// lock and changed, is inserted under newKey and the old row deleted.
+func (s *Store) Rename(ctx context.Context, oldKey, newKey string, ch *session.Change) (*session.Record, error) {
+	for _, k := range []string{oldKey, newKey} {
+		if err := sqltable.CheckKey(k); err != nil {
+			return nil, fmt.Errorf("session: koa: rename: %w", err)
+		}
+	}
+	if ch == nil {
+		return nil, errors.New("session: koa: rename: nil change")
+	}
+	return sqltable.Rename(ctx, s.t, oldKey, newKey, ch, s.tx(oldKey),
+		func(ctx context.Context, tx *sql.Tx, key string, rec *session.Record) error {
+			data, expires, err := s.row(key, rec)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q.deleteExpiredKey, key, s.t.Now().UnixMilli()); err != nil {
+				return err
+			}
+			rec.Version = version(data)
+			rec.Expires = time.UnixMilli(expires).UTC()
+			_, err = tx.ExecContext(ctx, s.q.insert, key, expires, data)
+			return err
+		})
+}
+
+// tx is Update's and Rename's transaction over the row under key.
+func (s *Store) tx(key string) sqltable.Tx[*session.Record] {
+	return sqltable.Tx[*session.Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*session.Record, error) {
 			var (
 				id      []byte
@@ -369,7 +402,7 @@ func (s *Store) Update(ctx context.Context, key string, ch *session.Change) (*se
 			return err
 		},
 		Delete: s.q.delete,
-	})
+	}
 }
 
 // Touch implements [session.Store]. It writes only expires.

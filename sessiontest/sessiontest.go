@@ -30,6 +30,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,6 +101,11 @@ func RunWith(t *testing.T, opts RunOptions, newStore func(t *testing.T) session.
 			storeTest{"DeleteOwnerFollowsUpdate", c.testDeleteOwnerFollowsUpdate})
 	} else {
 		storeTests = append(storeTests, storeTest{"OwnerRefusedWithoutOwnerStore", c.testOwnerUnsupported})
+	}
+	if _, ok := newStore(t).(session.Renamer); ok {
+		storeTests = append(storeTests,
+			storeTest{"RenameMoves", c.testRenameMoves},
+			storeTest{"RenameRefusals", c.testRenameRefusals})
 	}
 	storeTests = append(storeTests,
 		storeTest{"LoadedRecordIsSnapshot", c.testSnapshot},
@@ -476,6 +482,93 @@ func (c *suite) testDeleteOwner(t *testing.T, s session.Store) {
 				t.Fatalf("step %d: Load of %s: %v, want it kept", i, name, err)
 			}
 		}
+	}
+}
+
+// testRenameMoves checks a session.Renamer: the live record moves to the
+// new key with the change applied, in one step, and its owner index
+// follows it; a change that leaves no values only deletes.
+func (c *suite) testRenameMoves(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	r := s.(session.Renamer)
+	from, to := newKey(t), newKey(t)
+	owner := c.owner(t)
+	mustCreate(t, s, from, c.newRecord(t, "", map[string]any{"cart": 2, "user": "anon"}))
+	want := cloneRecord(mustLoad(t, s, from))
+	expires := c.stamp(time.Now().Add(3 * time.Hour))
+	ch := &session.Change{Values: encode(t, map[string]any{"user": "ann"}), Add: map[string]int64{"cart": 1}, Expires: expires}
+	if owner != "" {
+		ch.Owner = &owner
+	}
+	want.Values = encode(t, map[string]any{"cart": 3, "user": "ann"})
+	want.Owner, want.Expires = owner, expires
+	got, err := r.Rename(ctx, from, to, ch)
+	if err != nil {
+		t.Fatalf("Rename: %v", err)
+	}
+	c.checkRecord(t, got, want)
+	c.checkRecord(t, mustLoad(t, s, to), want)
+	mustBeGone(t, s, from, "of the old key after Rename")
+	if o, ok := s.(session.OwnerStore); ok {
+		if n, err := o.DeleteOwner(ctx, owner, ""); err != nil || n != 1 {
+			t.Fatalf("DeleteOwner after Rename = %d, %v; want 1, nil", n, err)
+		}
+		mustBeGone(t, s, to, "after DeleteOwner")
+	}
+
+	// Emptied on the way: the old record goes, nothing is created.
+	from, to = newKey(t), newKey(t)
+	mustCreate(t, s, from, c.newRecord(t, "", map[string]any{"only": 1}))
+	got, err = r.Rename(ctx, from, to, &session.Change{Clear: true})
+	if err != nil || len(got.Values) != 0 {
+		t.Fatalf("Rename that empties = %v, %v; want no values", got, err)
+	}
+	mustBeGone(t, s, from, "after an emptying Rename")
+	mustBeGone(t, s, to, "after an emptying Rename")
+
+	// An expired record under the new key does not stand in the way.
+	from, to = newKey(t), newKey(t)
+	mustCreate(t, s, from, c.newRecord(t, "", map[string]any{"n": 1}))
+	mustCreate(t, s, to, c.expiredRecord(t, "", map[string]any{"stale": true}))
+	if _, err := r.Rename(ctx, from, to, &session.Change{}); err != nil {
+		t.Fatalf("Rename onto an expired record: %v", err)
+	}
+	if got := mustLoad(t, s, to); got.Values["stale"] != nil || string(got.Values["n"]) != "1" {
+		t.Fatalf("after Rename onto an expired record the new key holds %v", keysOf(got.Values))
+	}
+}
+
+// testRenameRefusals checks that a Rename that cannot happen changes
+// nothing: the old record gone (a concurrent logout won), the new key
+// taken, or a change the store refuses.
+func (c *suite) testRenameRefusals(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	r := s.(session.Renamer)
+	from, to := newKey(t), newKey(t)
+	if _, err := r.Rename(ctx, from, to, &session.Change{}); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Rename of a missing key: err = %v, want ErrNotFound", err)
+	}
+	mustBeGone(t, s, to, "after a Rename of a missing key")
+
+	mustCreate(t, s, from, c.newRecord(t, "", map[string]any{"who": "from"}))
+	mustCreate(t, s, to, c.newRecord(t, "", map[string]any{"who": "to"}))
+	wantFrom, wantTo := cloneRecord(mustLoad(t, s, from)), cloneRecord(mustLoad(t, s, to))
+	if _, err := r.Rename(ctx, from, to, &session.Change{}); !errors.Is(err, session.ErrExists) {
+		t.Fatalf("Rename onto a live key: err = %v, want ErrExists", err)
+	}
+	c.checkRecord(t, mustLoad(t, s, from), wantFrom)
+	c.checkRecord(t, mustLoad(t, s, to), wantTo)
+
+	free := newKey(t)
+	for _, ch := range []*session.Change{
+		{Values: encode(t, map[string]any{"big": strings.Repeat("x", 100)}), MaxSize: 50},
+		{Add: map[string]int64{"who": 1}},
+	} {
+		if _, err := r.Rename(ctx, from, free, ch); !errors.Is(err, session.ErrTooLarge) && !errors.Is(err, session.ErrNotInteger) {
+			t.Fatalf("Rename with a refused change: err = %v", err)
+		}
+		c.checkRecord(t, mustLoad(t, s, from), wantFrom)
+		mustBeGone(t, s, free, "after a refused Rename")
 	}
 }
 

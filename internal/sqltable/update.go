@@ -129,3 +129,49 @@ func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[R], notFound error) (res
 	}
 	return results, cur, gone
 }
+
+// Rename is the stores' Rename: in one transaction, under oldKey's row
+// lock, it applies ch to the live record and, unless that leaves no
+// values, stores the result under newKey with insert (which must refuse a
+// live row there with a duplicate-key error, and may first remove an
+// expired one), then deletes the old row. A change the store refuses
+// rolls everything back.
+func Rename[C Change[R], R any](ctx context.Context, t *Table, oldKey, newKey string, ch C, tx Tx[R],
+	insert func(ctx context.Context, sqlTx *sql.Tx, key string, rec R) error,
+) (R, error) {
+	var next R
+	var refused error
+	err := t.inTx(ctx, func(sqlTx *sql.Tx) error {
+		rec, err := tx.Lock(ctx, sqlTx)
+		if err != nil {
+			return err
+		}
+		if next, refused = ch.Apply(rec); refused != nil {
+			return refused
+		}
+		if !tx.Empty(next) {
+			if refused = tx.Check(next); refused != nil {
+				return refused
+			}
+			if err := insert(ctx, sqlTx, newKey, next); err != nil {
+				return err
+			}
+		}
+		_, err = sqlTx.ExecContext(ctx, tx.Delete, oldKey)
+		return err
+	})
+	var zero R
+	switch {
+	case err == nil:
+		return next, nil
+	case refused != nil:
+		return zero, fmt.Errorf("%s: rename: %w", t.prefix, refused)
+	case errors.Is(err, sql.ErrNoRows):
+		return zero, fmt.Errorf("%s: rename: %w", t.prefix, t.errs.NotFound)
+	case isMySQLError(err, errDupEntry):
+		return zero, fmt.Errorf("%s: rename: %w: %w", t.prefix, t.errs.Exists, err)
+	case errors.Is(err, t.errs.Corrupt):
+		return zero, fmt.Errorf("%s: rename: %w", t.prefix, err)
+	}
+	return zero, t.Fail(ctx, "rename", err)
+}
