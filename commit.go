@@ -323,7 +323,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 		return cookieEffect{}, errOwnerStore(m.store)
 	}
 	ch := s.ch
-	ch.MaxSize, ch.Expires = m.maxSize, p.expires
+	ch.MaxSize, ch.Expires, ch.Base = m.maxSize, p.expires, s.base
 	var rec *Record
 	err := s.call(ctx, func(ctx context.Context) (err error) {
 		rec, err = s.store.Update(ctx, s.key, &ch)

@@ -184,6 +184,11 @@ type Change struct {
 	// encoded as one JSON object, in bytes; a change over it fails with
 	// ErrTooLarge.
 	MaxSize int
+	// Base, when not nil, is the record as the caller last read it. A
+	// store may use it to skip reading the record again when it can check
+	// in the same step that nothing changed since (a compare-and-swap on
+	// Version); it must never apply the change to Base otherwise.
+	Base *Record
 }
 
 // Empty reports whether the change changes nothing but, perhaps, the

@@ -99,7 +99,7 @@ type MySQLStore struct {
 
 // mysqlQueries holds the statements for one table, built once.
 type mysqlQueries struct {
-	create, load, lockRow, exists, insert, deleteExpiredKey, update, touch, delete,
+	create, load, lockRow, exists, insert, deleteExpiredKey, update, swap, swapExpires, touch, delete,
 	deleteOwner, deleteExpired string
 }
 
@@ -193,6 +193,8 @@ func buildMySQLQueries(table string) mysqlQueries {
 		deleteExpiredKey: "DELETE FROM " + t + " WHERE id = ? AND expires_at <= ?",
 		lockRow:          "SELECT data, owner, created_at, expires_at, deadline_at, version FROM " + t + " WHERE id = ? AND expires_at > ? FOR UPDATE",
 		update:           "UPDATE " + t + " SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ?",
+		swap:             "UPDATE " + t + " SET data = ?, owner = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?",
+		swapExpires:      "UPDATE " + t + " SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?",
 		touch:            "UPDATE " + t + " SET expires_at = ? WHERE id = ? AND expires_at > ?",
 		delete:           "DELETE FROM " + t + " WHERE id = ?",
 		// VARCHAR comparisons ignore trailing spaces (PAD SPACE), so the
@@ -294,8 +296,8 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 }
 
 // tx is Update's and Rename's transaction over the row under key.
-func (s *MySQLStore) tx(key string) sqltable.Tx[*Record] {
-	return sqltable.Tx[*Record]{
+func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
+	return sqltable.Tx[*Change, *Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*Record, error) {
 			return mysqlScan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.t.Now())).Scan)
 		},
@@ -315,6 +317,33 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Record] {
 			return err
 		},
 		Delete: s.q.delete,
+		Swap: func(ctx context.Context, ch *Change) (*Record, bool, error) {
+			base := ch.Base
+			if base == nil {
+				return nil, false, nil
+			}
+			rec, err := ch.Apply(base)
+			if err != nil || len(rec.Values) == 0 {
+				return nil, false, nil // the transaction decides on the fresh row
+			}
+			row, err := mysqlRow(key, rec)
+			if err != nil {
+				return nil, false, nil
+			}
+			var n int64
+			now := mysqlFormatTime(s.t.Now())
+			if ch.Expires.IsZero() {
+				n, err = s.t.Changed(ctx, "update", s.q.swap, row.data, rec.Owner, key, base.Version, now)
+			} else {
+				n, err = s.t.Changed(ctx, "update", s.q.swapExpires, row.data, rec.Owner, row.expires, key, base.Version, now)
+			}
+			if err != nil || n == 0 {
+				return nil, false, err
+			}
+			rec.Version = base.Version + 1
+			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
+			return rec, true, nil
+		},
 	}
 }
 

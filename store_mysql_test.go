@@ -43,6 +43,8 @@ const (
 	sqlDeleteExpKey  = "DELETE FROM `sessions` WHERE id = ? AND expires_at <= ?"
 	sqlLockRow       = "SELECT data, owner, created_at, expires_at, deadline_at, version FROM `sessions` WHERE id = ? AND expires_at > ? FOR UPDATE"
 	sqlUpdate        = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ?"
+	sqlSwap          = "UPDATE `sessions` SET data = ?, owner = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?"
+	sqlSwapExpires   = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?"
 	sqlTouch         = "UPDATE `sessions` SET expires_at = ? WHERE id = ? AND expires_at > ?"
 	sqlDelete        = "DELETE FROM `sessions` WHERE id = ?"
 	sqlDeleteOwner   = "DELETE FROM `sessions` WHERE owner = ? AND LENGTH(owner) = ? AND id <> ?"
@@ -415,6 +417,74 @@ func TestMySQLUpdate(t *testing.T) {
 // TestMySQLUpdateRolledBack: a change that cannot apply to the stored row
 // writes nothing: the transaction is rolled back and the row stays as it
 // was, with an error that says why.
+// TestMySQLUpdateSwap: a change whose Base (the record the request read) is
+// given is first tried as one UPDATE that matches only that version: the
+// commit of an uncontended request costs one statement, as a plain write
+// would. When the row moved on (or is gone), the transaction decides on the
+// fresh row; a change the base refuses goes straight to the transaction,
+// which judges the fresh row.
+func TestMySQLUpdateSwap(t *testing.T) {
+	base := &Record{
+		Values:  map[string]json.RawMessage{"count": json.RawMessage(`1`), "user_id": json.RawMessage(`"k3j2"`)},
+		Owner:   "alice",
+		Created: sqltest.MockCreated, Expires: sqltest.MockExpires, Deadline: sqltest.MockDeadline, Version: 7,
+	}
+	later := sqltest.MockExpires.Add(time.Hour)
+	t.Run("swapped", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectExec(sqlSwap).WithArgs(`{"count":2,"user_id":"k3j2"}`, "alice", mockKey, int64(7), mockNowSQL).
+			WillReturnResult(sqlmock.NewResult(0, 1))
+		rec, err := s.Update(context.Background(), mockKey, &Change{Add: map[string]int64{"count": 1}, Base: base})
+		if err != nil || rec.Version != 8 || string(rec.Values["count"]) != "2" {
+			t.Fatalf("Update = %+v, %v", rec, err)
+		}
+	})
+	t.Run("swapped with a new expiry", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectExec(sqlSwapExpires).WithArgs(`{"count":1,"theme":"dark","user_id":"k3j2"}`, "alice", "2025-03-01 13:30:00.000000", mockKey, int64(7), mockNowSQL).
+			WillReturnResult(sqlmock.NewResult(0, 1))
+		rec, err := s.Update(context.Background(), mockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}, Expires: later, Base: base})
+		if err != nil || !rec.Expires.Equal(later) {
+			t.Fatalf("Update = %+v, %v", rec, err)
+		}
+	})
+	t.Run("row moved on: the transaction decides", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectExec(sqlSwap).WithArgs(`{"count":2,"user_id":"k3j2"}`, "alice", mockKey, int64(7), mockNowSQL).
+			WillReturnResult(sqlmock.NewResult(0, 0))
+		mock.ExpectBegin()
+		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(
+			sqlmock.NewRows(mockLoadCols).AddRow(`{"count":5,"user_id":"k3j2"}`, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 9))
+		mock.ExpectExec(sqlUpdate).WithArgs(`{"count":6,"user_id":"k3j2"}`, "alice", "2025-03-01 12:30:00.000000", mockKey).
+			WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectCommit()
+		rec, err := s.Update(context.Background(), mockKey, &Change{Add: map[string]int64{"count": 1}, Base: base})
+		if err != nil || string(rec.Values["count"]) != "6" || rec.Version != 10 {
+			t.Fatalf("Update = %+v, %v", rec, err)
+		}
+	})
+	t.Run("refused by the base: the transaction judges the fresh row", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectBegin()
+		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(
+			sqlmock.NewRows(mockLoadCols).AddRow(`{"count":1,"user_id":7}`, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 9))
+		mock.ExpectExec(sqlUpdate).WithArgs(`{"count":1,"user_id":8}`, "alice", "2025-03-01 12:30:00.000000", mockKey).
+			WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectCommit()
+		rec, err := s.Update(context.Background(), mockKey, &Change{Add: map[string]int64{"user_id": 1}, Base: base})
+		if err != nil || string(rec.Values["user_id"]) != "8" {
+			t.Fatalf("Update = %+v, %v", rec, err)
+		}
+	})
+	t.Run("a failed swap is reported", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectExec(sqlSwap).WillReturnError(errors.New("connection refused"))
+		if _, err := s.Update(context.Background(), mockKey, &Change{Add: map[string]int64{"count": 1}, Base: base}); err == nil || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("Update = %v, want the error", err)
+		}
+	})
+}
+
 func TestMySQLUpdateRolledBack(t *testing.T) {
 	long, notUTF8 := strings.Repeat("é", 256), "\xff"
 	tests := []struct {

@@ -363,8 +363,8 @@ func (s *Store) Rename(ctx context.Context, oldKey, newKey string, ch *session.C
 }
 
 // tx is Update's and Rename's transaction over the row under key.
-func (s *Store) tx(key string) sqltable.Tx[*session.Record] {
-	return sqltable.Tx[*session.Record]{
+func (s *Store) tx(key string) sqltable.Tx[*session.Change, *session.Record] {
+	return sqltable.Tx[*session.Change, *session.Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*session.Record, error) {
 			var (
 				id      []byte

@@ -262,7 +262,9 @@ func CommitAfterClientLeft(t *testing.T, open Opener) {
 		blocked    string // the commit's statement that waits for the row lock
 		check      func(values map[string]json.RawMessage, found bool) bool
 	}{
-		{"change", "/key?k=late", "SELECT % FROM TABLE % FOR UPDATE",
+		// The change's first statement: a compare-and-swap UPDATE, or a
+		// SELECT ... FOR UPDATE; both name the row and more.
+		{"change", "/key?k=late", "% TABLE % id = ? AND %",
 			func(v map[string]json.RawMessage, found bool) bool { return found && string(v["late"]) == "true" }},
 		{"logout", "/logout", "DELETE FROM TABLE WHERE id = ?",
 			func(_ map[string]json.RawMessage, found bool) bool { return !found }},

@@ -35,7 +35,10 @@ type Result[R any] struct {
 
 // Run applies chs, in order, in one step (a transaction) and returns one
 // result per change; an error of its own fails every change of the batch.
-type Run[C, R any] func(ctx context.Context, chs []C) ([]Result[R], error)
+// queued is false only for a batch whose one change found no batch in
+// flight: nothing this process did can have changed the key since its
+// caller read it.
+type Run[C, R any] func(ctx context.Context, chs []C, queued bool) ([]Result[R], error)
 
 // Combiner batches the updates of each key. The zero value is ready to use.
 type Combiner[C, R any] struct {
@@ -76,7 +79,7 @@ func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C
 	if !busy {
 		c.keys[key] = &queue[C, R]{}
 		c.mu.Unlock()
-		c.lead(ctx, key, []*pending[C, R]{me}, run)
+		c.lead(ctx, key, []*pending[C, R]{me}, run, false)
 		return me.rec, me.err
 	}
 	me.lead = make(chan []*pending[C, R], 1)
@@ -109,17 +112,17 @@ func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C
 func (c *Combiner[C, R]) leadDetached(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), BatchTimeout)
 	defer cancel()
-	c.lead(bctx, key, batch, run)
+	c.lead(bctx, key, batch, run, true)
 }
 
 // lead runs batch, then hands the changes that arrived meanwhile to the
 // first of them, which leads the next batch, or ends the key's flight.
-func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
+func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R], queued bool) {
 	chs := make([]C, len(batch))
 	for i, p := range batch {
 		chs[i] = p.ch
 	}
-	results, err := run(ctx, chs)
+	results, err := run(ctx, chs, queued)
 	c.mu.Lock()
 	q := c.keys[key]
 	next := q.waiting

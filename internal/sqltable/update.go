@@ -16,7 +16,7 @@ type Change[R any] interface {
 }
 
 // Tx describes one store's Update transaction over its columns.
-type Tx[R any] struct {
+type Tx[C, R any] struct {
 	// Lock reads the live row under its row lock (SELECT ... FOR UPDATE):
 	// the record, or sql.ErrNoRows.
 	Lock func(ctx context.Context, tx *sql.Tx) (R, error)
@@ -30,6 +30,13 @@ type Tx[R any] struct {
 	// Delete is the statement that deletes the row (with the key as its
 	// argument).
 	Delete string
+	// Swap, when set, is a shortcut for a change that nothing of this
+	// process can have raced: it applies ch to the record its caller read
+	// and writes the result in one statement that matches only if the row
+	// is still that record (a compare-and-swap on its version). It
+	// reports false, having written nothing, when it cannot tell or the
+	// row moved on; the transaction then decides.
+	Swap func(ctx context.Context, ch C) (R, bool, error)
 }
 
 // errNothingToWrite rolls back a transaction whose every change was
@@ -43,8 +50,20 @@ var errNothingToWrite = errors.New("nothing to write")
 // combined by comb into one such transaction, each change applied in
 // arrival order to what the previous ones left; a lease's table runs its
 // single holder's change alone.
-func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Combiner[C, R], key string, ch C, tx Tx[R]) (R, error) {
-	run := func(ctx context.Context, chs []C) ([]combine.Result[R], error) {
+func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Combiner[C, R], key string, ch C, tx Tx[C, R]) (R, error) {
+	run := func(ctx context.Context, chs []C, queued bool) ([]combine.Result[R], error) {
+		if tx.Swap != nil && !queued && len(chs) == 1 {
+			if err := t.lostLock(); err != nil {
+				return nil, err
+			}
+			rec, ok, err := tx.Swap(ctx, chs[0])
+			switch {
+			case err != nil:
+				return nil, t.Fail(ctx, "update", err)
+			case ok:
+				return []combine.Result[R]{{Rec: rec}}, nil
+			}
+		}
 		var results []combine.Result[R]
 		err := t.inTx(ctx, func(sqlTx *sql.Tx) error {
 			rec, err := tx.Lock(ctx, sqlTx)
@@ -84,7 +103,9 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 		return nil, t.Fail(ctx, "update", err)
 	}
 	if t.lease != nil {
-		results, err := run(ctx, []C{ch})
+		// The lock keeps every other writer of this process and of the
+		// others away: what the holder read is what is stored.
+		results, err := run(ctx, []C{ch}, false)
 		if err != nil {
 			var zero R
 			return zero, err
@@ -103,7 +124,7 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 // and once a change leaves no values the record is gone for the rest (they
 // get notFound). It returns one result per change and the record to
 // store, or gone when the row is to be deleted.
-func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[R], notFound error) (results []combine.Result[R], final R, gone bool) {
+func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[C, R], notFound error) (results []combine.Result[R], final R, gone bool) {
 	results = make([]combine.Result[R], len(chs))
 	cur := rec
 	for i, ch := range chs {
@@ -136,7 +157,7 @@ func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[R], notFound error) (res
 // live row there with a duplicate-key error, and may first remove an
 // expired one), then deletes the old row. A change the store refuses
 // rolls everything back.
-func Rename[C Change[R], R any](ctx context.Context, t *Table, oldKey, newKey string, ch C, tx Tx[R],
+func Rename[C Change[R], R any](ctx context.Context, t *Table, oldKey, newKey string, ch C, tx Tx[C, R],
 	insert func(ctx context.Context, sqlTx *sql.Tx, key string, rec R) error,
 ) (R, error) {
 	var next R

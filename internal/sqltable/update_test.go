@@ -33,7 +33,7 @@ func (c fakeChange) Apply(r *fakeRec) (*fakeRec, error) {
 // record, the row is to be deleted and the later changes find nothing.
 func TestApplyAll(t *testing.T) {
 	refused, tooBig, notFound := errors.New("refused"), errors.New("too big"), errors.New("not found")
-	tx := Tx[*fakeRec]{
+	tx := Tx[fakeChange, *fakeRec]{
 		Empty: func(r *fakeRec) bool { return len(r.values) == 0 },
 		Check: func(r *fakeRec) error {
 			if r.values["big"] > 0 {
