@@ -301,7 +301,7 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 		Lock: func(ctx context.Context, tx *sql.Tx) (*Record, error) {
 			return mysqlScan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.t.Now())).Scan)
 		},
-		Empty: func(rec *Record) bool { return len(rec.Values) == 0 },
+		Empty: func(rec *Record) bool { return rec == nil || len(rec.Values) == 0 },
 		Check: func(rec *Record) error {
 			_, err := mysqlRow(key, rec)
 			return err
@@ -317,22 +317,15 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 			return err
 		},
 		Delete: s.q.delete,
-		Swap: func(ctx context.Context, ch *Change) (*Record, bool, error) {
-			base := ch.Base
-			if base == nil {
-				return nil, false, nil
-			}
-			rec, err := ch.Apply(base)
-			if err != nil || len(rec.Values) == 0 {
-				return nil, false, nil // the transaction decides on the fresh row
-			}
+		Base: func(ch *Change) (*Record, bool) { return ch.Base, ch.Base != nil },
+		Swap: func(ctx context.Context, base, rec *Record) (*Record, bool, error) {
 			row, err := mysqlRow(key, rec)
 			if err != nil {
-				return nil, false, nil
+				return nil, false, nil // Check refused it already; the transaction reports it
 			}
 			var n int64
 			now := mysqlFormatTime(s.t.Now())
-			if ch.Expires.IsZero() {
+			if rec.Expires.Equal(base.Expires) {
 				n, err = s.t.Changed(ctx, "update", s.q.swap, row.data, rec.Owner, key, base.Version, now)
 			} else {
 				n, err = s.t.Changed(ctx, "update", s.q.swapExpires, row.data, rec.Owner, row.expires, key, base.Version, now)

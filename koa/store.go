@@ -386,7 +386,7 @@ func (s *Store) tx(key string) sqltable.Tx[*session.Change, *session.Record] {
 			}
 			return rec, nil
 		},
-		Empty: func(rec *session.Record) bool { return len(rec.Values) == 0 },
+		Empty: func(rec *session.Record) bool { return rec == nil || len(rec.Values) == 0 },
 		Check: func(rec *session.Record) error {
 			_, _, err := s.row(key, rec)
 			return err

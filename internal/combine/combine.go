@@ -35,10 +35,11 @@ type Result[R any] struct {
 
 // Run applies chs, in order, in one step (a transaction) and returns one
 // result per change; an error of its own fails every change of the batch.
-// queued is false only for a batch whose one change found no batch in
-// flight: nothing this process did can have changed the key since its
-// caller read it.
-type Run[C, R any] func(ctx context.Context, chs []C, queued bool) ([]Result[R], error)
+// last is the flight's memory: the zero R for its first batch, whose one
+// change found nothing in flight, and then whatever the previous batch of
+// the flight left there (what it stored, so that the next batch can check
+// it in the same step as its write instead of reading it again).
+type Run[C, R any] func(ctx context.Context, chs []C, last *R) ([]Result[R], error)
 
 // Combiner batches the updates of each key. The zero value is ready to use.
 type Combiner[C, R any] struct {
@@ -50,6 +51,7 @@ type Combiner[C, R any] struct {
 // batch started, which the next leader takes.
 type queue[C, R any] struct {
 	waiting []*pending[C, R]
+	last    R // see Run
 }
 
 // pending is one update waiting for its batch.
@@ -79,7 +81,7 @@ func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C
 	if !busy {
 		c.keys[key] = &queue[C, R]{}
 		c.mu.Unlock()
-		c.lead(ctx, key, []*pending[C, R]{me}, run, false)
+		c.lead(ctx, key, []*pending[C, R]{me}, run)
 		return me.rec, me.err
 	}
 	me.lead = make(chan []*pending[C, R], 1)
@@ -112,19 +114,22 @@ func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C
 func (c *Combiner[C, R]) leadDetached(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), BatchTimeout)
 	defer cancel()
-	c.lead(bctx, key, batch, run, true)
+	c.lead(bctx, key, batch, run)
 }
 
 // lead runs batch, then hands the changes that arrived meanwhile to the
 // first of them, which leads the next batch, or ends the key's flight.
-func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R], queued bool) {
+func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
 	chs := make([]C, len(batch))
 	for i, p := range batch {
 		chs[i] = p.ch
 	}
-	results, err := run(ctx, chs, queued)
 	c.mu.Lock()
 	q := c.keys[key]
+	c.mu.Unlock()
+	// One batch of a key runs at a time: q.last is this batch's alone.
+	results, err := run(ctx, chs, &q.last)
+	c.mu.Lock()
 	next := q.waiting
 	q.waiting = nil
 	if len(next) == 0 {

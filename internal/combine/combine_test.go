@@ -16,7 +16,7 @@ import (
 type batch struct {
 	ctx     context.Context
 	chs     []int
-	queued  bool
+	last    string
 	release chan struct{}
 }
 
@@ -31,13 +31,14 @@ type outcome struct {
 // it. An odd change succeeds ("after n"), an even one is refused, so that
 // each change's result is its own; fail fails the whole batch.
 func fakeRun(batches chan<- batch, fail error) Run[int, string] {
-	return func(ctx context.Context, chs []int, queued bool) ([]Result[string], error) {
-		b := batch{ctx: ctx, chs: slices.Clone(chs), queued: queued, release: make(chan struct{})}
+	return func(ctx context.Context, chs []int, last *string) ([]Result[string], error) {
+		b := batch{ctx: ctx, chs: slices.Clone(chs), last: *last, release: make(chan struct{})}
 		batches <- b
 		<-b.release
 		if fail != nil {
 			return nil, fail
 		}
+		*last = fmt.Sprint("batch ", chs)
 		results := make([]Result[string], len(chs))
 		for i, ch := range chs {
 			if ch%2 == 0 {
@@ -92,8 +93,8 @@ func TestCombinerBatches(t *testing.T) {
 
 	update(t.Context(), 1)
 	first := sqltest.Receive(t, "the first batch", batches)
-	if !slices.Equal(first.chs, []int{1}) || first.queued {
-		t.Fatalf("first batch %v (queued %v), want [1], not queued", first.chs, first.queued)
+	if !slices.Equal(first.chs, []int{1}) || first.last != "" {
+		t.Fatalf("first batch %v (last %q), want [1] and a flight with no memory yet", first.chs, first.last)
 	}
 
 	// 2 leads the next batch and 6 is in it when their contexts end; 4
@@ -124,8 +125,8 @@ func TestCombinerBatches(t *testing.T) {
 		t.Fatalf("update %d = %q, %v; want 1: after 1", o.ch, o.rec, o.err)
 	}
 	second := sqltest.Receive(t, "the second batch", batches)
-	if !second.queued {
-		t.Fatal("the second batch, whose changes waited, says it did not")
+	if second.last != "batch [1]" {
+		t.Fatalf("the second batch sees %q of the flight's memory, want what the first left", second.last)
 	}
 	if !slices.Equal(second.chs, []int{2, 3, 5, 6, 7}) {
 		t.Fatalf("second batch %v, want [2 3 5 6 7]: every queued change but the withdrawn 4, in arrival order", second.chs)

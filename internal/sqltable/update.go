@@ -21,7 +21,7 @@ type Tx[C, R any] struct {
 	// the record, or sql.ErrNoRows.
 	Lock func(ctx context.Context, tx *sql.Tx) (R, error)
 	// Empty reports whether a record has no values left, in which case
-	// the row is deleted.
+	// the row is deleted; the zero R counts as empty.
 	Empty func(R) bool
 	// Check refuses a record with values that the row cannot hold.
 	Check func(R) error
@@ -30,13 +30,15 @@ type Tx[C, R any] struct {
 	// Delete is the statement that deletes the row (with the key as its
 	// argument).
 	Delete string
-	// Swap, when set, is a shortcut for a change that nothing of this
-	// process can have raced: it applies ch to the record its caller read
-	// and writes the result in one statement that matches only if the row
-	// is still that record (a compare-and-swap on its version). It
-	// reports false, having written nothing, when it cannot tell or the
-	// row moved on; the transaction then decides.
-	Swap func(ctx context.Context, ch C) (R, bool, error)
+	// Base, when set, returns the record a change's caller read, if it
+	// says (ok false otherwise).
+	Base func(C) (rec R, ok bool)
+	// Swap, when set, writes rec over base in one statement that matches
+	// only while the row is still base (a compare-and-swap on its
+	// version), and returns rec as stored. It reports false, having
+	// written nothing, when the row moved on or is gone; the transaction
+	// then decides on the fresh row.
+	Swap func(ctx context.Context, base, rec R) (R, bool, error)
 }
 
 // errNothingToWrite rolls back a transaction whose every change was
@@ -51,18 +53,48 @@ var errNothingToWrite = errors.New("nothing to write")
 // arrival order to what the previous ones left; a lease's table runs its
 // single holder's change alone.
 func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Combiner[C, R], key string, ch C, tx Tx[C, R]) (R, error) {
-	run := func(ctx context.Context, chs []C, queued bool) ([]combine.Result[R], error) {
-		if tx.Swap != nil && !queued && len(chs) == 1 {
+	notFound := fmt.Errorf("%w (emptied by an earlier change of the batch)", t.errs.NotFound)
+	wrap := func(results []combine.Result[R]) []combine.Result[R] {
+		for i := range results {
+			if results[i].Err != nil {
+				results[i].Err = fmt.Errorf("%s: update: %w", t.prefix, results[i].Err)
+			}
+		}
+		return results
+	}
+	var none R
+	run := func(ctx context.Context, chs []C, last *R) ([]combine.Result[R], error) {
+		// What the row should still be: what this flight's previous batch
+		// stored, or, for a flight's first change, what its caller read.
+		base, known := *last, false
+		switch {
+		case tx.Swap == nil:
+		case !tx.Empty(base):
+			known = true
+		case len(chs) == 1 && tx.Base != nil:
+			base, known = tx.Base(chs[0])
+		}
+		*last = none
+		if known {
 			if err := t.lostLock(); err != nil {
 				return nil, err
 			}
-			rec, ok, err := tx.Swap(ctx, chs[0])
-			switch {
-			case err != nil:
-				return nil, t.Fail(ctx, "update", err)
-			case ok:
-				return []combine.Result[R]{{Rec: rec}}, nil
+			results, final, gone := applyAll(base, chs, tx, notFound)
+			written := false
+			for _, r := range results {
+				written = written || r.Err == nil
 			}
+			if written && !gone {
+				stored, ok, err := tx.Swap(ctx, base, final)
+				switch {
+				case err != nil:
+					return nil, t.Fail(ctx, "update", err)
+				case ok:
+					*last = stored
+					return wrap(results), nil
+				}
+			}
+			// Refusals and deletions are judged on the fresh row.
 		}
 		var results []combine.Result[R]
 		err := t.inTx(ctx, func(sqlTx *sql.Tx) error {
@@ -72,29 +104,28 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 			}
 			var final R
 			var gone bool
-			results, final, gone = applyAll(rec, chs, tx,
-				fmt.Errorf("%w (emptied by an earlier change of the batch)", t.errs.NotFound))
+			results, final, gone = applyAll(rec, chs, tx, notFound)
 			written := false
 			for _, r := range results {
 				written = written || r.Err == nil
 			}
 			switch {
 			case !written:
+				*last = rec
 				return errNothingToWrite
 			case gone:
 				_, err := sqlTx.ExecContext(ctx, tx.Delete, key)
 				return err
 			}
-			return tx.Write(ctx, sqlTx, rec, final)
+			if err := tx.Write(ctx, sqlTx, rec, final); err != nil {
+				return err
+			}
+			*last = final
+			return nil
 		})
 		switch {
 		case err == nil, errors.Is(err, errNothingToWrite):
-			for i := range results {
-				if results[i].Err != nil {
-					results[i].Err = fmt.Errorf("%s: update: %w", t.prefix, results[i].Err)
-				}
-			}
-			return results, nil
+			return wrap(results), nil
 		case errors.Is(err, sql.ErrNoRows):
 			return nil, fmt.Errorf("%s: update: %w", t.prefix, t.errs.NotFound)
 		case errors.Is(err, t.errs.Corrupt):
@@ -105,7 +136,8 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 	if t.lease != nil {
 		// The lock keeps every other writer of this process and of the
 		// others away: what the holder read is what is stored.
-		results, err := run(ctx, []C{ch}, false)
+		var last R
+		results, err := run(ctx, []C{ch}, &last)
 		if err != nil {
 			var zero R
 			return zero, err
