@@ -317,7 +317,7 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 			return err
 		},
 		Delete: s.q.delete,
-		Base: func(ch *Change) (*Record, bool) { return ch.Base, ch.Base != nil },
+		Base:   func(ch *Change) (*Record, bool) { return ch.Base, ch.Base != nil },
 		Swap: func(ctx context.Context, base, rec *Record) (*Record, bool, error) {
 			row, err := mysqlRow(key, rec)
 			if err != nil {
