@@ -302,12 +302,9 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 			return mysqlScan(tx.QueryRowContext(ctx, s.q.lockRow, key, mysqlFormatTime(s.t.Now())).Scan)
 		},
 		Empty: func(rec *Record) bool { return rec == nil || len(rec.Values) == 0 },
-		Check: func(rec *Record) error {
-			_, err := mysqlRow(key, rec)
-			return err
-		},
+		Check: func(rec *Record) error { return mysqlCheck(key, rec) },
 		Write: func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
-			row, err := mysqlRow(key, rec)
+			row, err := mysqlChecked(rec)
 			if err != nil {
 				return err
 			}
@@ -319,9 +316,9 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 		Delete: s.q.delete,
 		Base:   func(ch *Change) (*Record, bool) { return ch.Base, ch.Base != nil },
 		Swap: func(ctx context.Context, base, rec *Record) (*Record, bool, error) {
-			row, err := mysqlRow(key, rec)
+			row, err := mysqlChecked(rec)
 			if err != nil {
-				return nil, false, nil // Check refused it already; the transaction reports it
+				return nil, false, nil // the transaction reports it
 			}
 			var n int64
 			now := mysqlFormatTime(s.t.Now())
@@ -433,20 +430,31 @@ type mysqlRowValues struct {
 }
 
 func mysqlRow(key string, rec *Record) (mysqlRowValues, error) {
-	var row mysqlRowValues
+	if err := mysqlCheck(key, rec); err != nil {
+		return mysqlRowValues{}, err
+	}
+	return mysqlChecked(rec)
+}
+
+// mysqlCheck refuses a record the row cannot hold.
+func mysqlCheck(key string, rec *Record) error {
 	if err := sqltable.CheckKey(key); err != nil {
-		return row, err
+		return err
 	}
 	if rec == nil {
-		return row, errors.New("nil record")
+		return errors.New("nil record")
 	}
 	if !utf8.ValidString(rec.Owner) || utf8.RuneCountInString(rec.Owner) > 255 {
-		return row, errors.New("owner must be valid UTF-8 of at most 255 characters")
+		return errors.New("owner must be valid UTF-8 of at most 255 characters")
 	}
+	return sqltable.CheckValues(rec.Values)
+}
+
+// mysqlChecked is mysqlRow for a record mysqlCheck accepted: an Update
+// checks each change's result once and encodes only what it writes.
+func mysqlChecked(rec *Record) (mysqlRowValues, error) {
+	row := mysqlRowValues{data: string(jsonobj.Encode(rec.Values))}
 	var err error
-	if row.data, err = sqltable.EncodeValues(rec.Values); err != nil {
-		return row, err
-	}
 	if row.created, err = mysqlCheckTime("created", rec.Created); err != nil {
 		return row, err
 	}

@@ -2,6 +2,7 @@ package jsonobj
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -53,4 +54,64 @@ func TestDecodeRefuses(t *testing.T) {
 	if v, err := Decode([]byte("null")); err != nil || v == nil || len(v) != 0 {
 		t.Errorf("Decode(null) = %v, %v; want an empty map", v, err)
 	}
+}
+
+// decodeCases are documents Decode must read exactly as encoding/json does.
+var decodeCases = []string{
+	`{}`, ` { } `, `{"a":1}`, `{"a" : 1 , "b":[1, {"c": "}"}] }`,
+	`{"s":"a\"b\\\\","n":-1.5e3,"t":true,"f":false,"z":null,"o":{"x":[]}}`,
+	`{"dup":1,"dup":2}`, `{"esc\u0041ped":1}`, `{"é":"ü"}`, "{\"k\":\"\xff\"}",
+	`{"a":"]","b":"{","c":","}`, "\n{\"a\":\t1\n}\r\n",
+	`null`, `[]`, `"x"`, `{`, `{"a":}`, `{"a":1,}`, ``, `{"a":1}x`,
+}
+
+// TestDecodeMatchesEncodingJSON: the fast path splits exactly as
+// encoding/json decodes into map[string]json.RawMessage, and refuses what
+// it refuses.
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	for _, doc := range decodeCases {
+		checkDecode(t, []byte(doc))
+	}
+}
+
+// FuzzDecode holds Decode to encoding/json on arbitrary documents.
+func FuzzDecode(f *testing.F) {
+	for _, doc := range decodeCases {
+		f.Add([]byte(doc))
+	}
+	f.Fuzz(checkDecode)
+}
+
+func checkDecode(t *testing.T, doc []byte) {
+	got, err := Decode(doc)
+	want, werr := decodeSlow(doc)
+	if (err == nil) != (werr == nil) {
+		t.Fatalf("Decode(%q): err %v, encoding/json's %v", doc, err, werr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Decode(%q) = %q, encoding/json gives %q", doc, got, want)
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || string(g) != string(v) {
+			t.Fatalf("Decode(%q)[%q] = %q, encoding/json gives %q", doc, k, g, v)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	values := map[string]json.RawMessage{}
+	for i := range 512 {
+		values[fmt.Sprintf("k%d", i)] = json.RawMessage(`{"n":12,"s":"some text"}`)
+	}
+	doc := Encode(values)
+	b.Run("split", func(b *testing.B) {
+		for b.Loop() {
+			Decode(doc)
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		for b.Loop() {
+			decodeSlow(doc)
+		}
+	})
 }

@@ -422,13 +422,21 @@ func CheckKey(key string) error {
 // EncodeValues writes values as one JSON object with sorted keys (see
 // jsonobj.Encode), refusing bytes a utf8mb4 column would reject or mangle.
 func EncodeValues(values map[string]json.RawMessage) (string, error) {
-	for k, v := range values {
-		if !utf8.ValidString(k) {
-			return "", fmt.Errorf("value name %q is not valid UTF-8", k)
-		}
-		if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
-			return "", fmt.Errorf("value %q is not valid UTF-8 JSON", k)
-		}
+	if err := CheckValues(values); err != nil {
+		return "", err
 	}
 	return string(jsonobj.Encode(values)), nil
+}
+
+// CheckValues refuses values a utf8mb4 column would reject or mangle.
+func CheckValues(values map[string]json.RawMessage) error {
+	for k, v := range values {
+		if !utf8.ValidString(k) {
+			return fmt.Errorf("value name %q is not valid UTF-8", k)
+		}
+		if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
+			return fmt.Errorf("value %q is not valid UTF-8 JSON", k)
+		}
+	}
+	return nil
 }
