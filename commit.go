@@ -137,10 +137,11 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 func (s *Session) apply(ctx context.Context, p commitPlan, late bool) (cookieEffect, error) {
 	var eff cookieEffect
 	if p.destroy != "" {
-		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, p.destroy) }); err != nil {
+		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, p.destroy) }); err != nil {
 			return eff, fmt.Errorf("session: destroy %s: %w", logID(p.destroy), err)
 		}
 		s.ended = ""
+		s.m.ev.destroyed(ctx, p.destroy)
 		eff.expire = s.cookieID != ""
 	}
 	var op cookieEffect
@@ -181,10 +182,13 @@ func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
 }
 
 // call runs one store call within StoreTimeout.
-func (s *Session) call(ctx context.Context, f func(context.Context) error) error {
-	ctx, cancel := s.m.bound(ctx)
-	defer cancel()
-	return f(ctx)
+func (s *Session) call(ctx context.Context, op string, f func(context.Context) error) error {
+	t := start(s.m.ev.StoreCall != nil)
+	bctx, cancel := s.m.bound(ctx)
+	err := f(bctx)
+	cancel()
+	s.m.ev.stored(ctx, op, t, err)
+	return err
 }
 
 // create stores the session under a new id: a brand-new session, or a
@@ -237,13 +241,13 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 		id = m.ids.newID()
 	}
 	key := m.ids.storeKey(id)
-	err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
+	err = s.call(ctx, "Create", func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	if errors.Is(err, ErrExists) {
 		// 2^-256 for random ids; a store with its own key scheme may
 		// still have a stale row under a client-chosen id.
 		id = m.ids.newID()
 		key = m.ids.storeKey(id)
-		err = s.call(ctx, func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
+		err = s.call(ctx, "Create", func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
 	}
 	if err != nil {
 		return cookieEffect{}, fmt.Errorf("session: create %s: %w", logID(key), err)
@@ -251,9 +255,9 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 	if from != nil {
 		// A logout or revoke may have ended the session since this request
 		// loaded it: then the new record must not outlive it.
-		err := s.call(ctx, func(ctx context.Context) error { _, err := s.store.Load(ctx, s.key); return err })
+		err := s.call(ctx, "Load", func(ctx context.Context) error { _, err := s.store.Load(ctx, s.key); return err })
 		if errors.Is(err, ErrNotFound) {
-			if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, key) }); err != nil {
+			if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, key) }); err != nil {
 				return cookieEffect{}, fmt.Errorf("session: regenerate: undo %s: %w", logID(key), err)
 			}
 			s.endedElsewhere()
@@ -261,10 +265,11 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 		} else if err != nil {
 			return cookieEffect{}, fmt.Errorf("session: regenerate: check old %s: %w", logID(s.key), err)
 		}
-		if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
+		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 			return cookieEffect{}, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
 		}
 	}
+	s.m.ev.created(ctx, s.base, s.key, key)
 	s.id, s.key, s.base = id, key, rec
 	s.clean()
 	return cookieEffect{set: true, life: rec.Expires.Sub(now)}, nil
@@ -286,7 +291,7 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 	var rec *Record
 	id := m.ids.newID()
 	key := m.ids.storeKey(id)
-	err := s.call(ctx, func(ctx context.Context) (err error) {
+	err := s.call(ctx, "Rename", func(ctx context.Context) (err error) {
 		rec, err = rn.Rename(ctx, s.key, key, &ch)
 		return err
 	})
@@ -295,7 +300,7 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 		// still have a stale row under a client-chosen id.
 		id = m.ids.newID()
 		key = m.ids.storeKey(id)
-		err = s.call(ctx, func(ctx context.Context) (err error) {
+		err = s.call(ctx, "Rename", func(ctx context.Context) (err error) {
 			rec, err = rn.Rename(ctx, s.key, key, &ch)
 			return err
 		})
@@ -307,9 +312,11 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 	case err != nil:
 		return cookieEffect{}, fmt.Errorf("session: regenerate %s: %w", logID(s.key), err)
 	case len(rec.Values) == 0:
+		s.m.ev.destroyed(ctx, s.key)
 		s.forget()
 		return cookieEffect{expire: s.cookieID != ""}, nil
 	}
+	s.m.ev.created(ctx, s.base, s.key, key)
 	s.id, s.key, s.base = id, key, rec
 	s.clean()
 	return cookieEffect{set: true, life: rec.Expires.Sub(now)}, nil
@@ -325,7 +332,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	ch := s.ch
 	ch.MaxSize, ch.Expires, ch.Base = m.maxSize, p.expires, s.base
 	var rec *Record
-	err := s.call(ctx, func(ctx context.Context) (err error) {
+	err := s.call(ctx, "Update", func(ctx context.Context) (err error) {
 		rec, err = s.store.Update(ctx, s.key, &ch)
 		return err
 	})
@@ -336,6 +343,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	case err != nil:
 		return cookieEffect{}, fmt.Errorf("session: save %s: %w", logID(s.key), err)
 	case len(rec.Values) == 0:
+		s.m.ev.destroyed(ctx, s.key)
 		s.forget()
 		return cookieEffect{expire: s.cookieID != ""}, nil
 	}
@@ -347,7 +355,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 // touch moves the idle expiry of an unchanged session. The caller holds
 // s.mu.
 func (s *Session) touch(ctx context.Context, p commitPlan) (cookieEffect, error) {
-	err := s.call(ctx, func(ctx context.Context) error { return s.store.Touch(ctx, s.key, p.expires) })
+	err := s.call(ctx, "Touch", func(ctx context.Context) error { return s.store.Touch(ctx, s.key, p.expires) })
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.endedElsewhere()
@@ -382,9 +390,10 @@ func (s *Session) endedElsewhere() {
 
 // remove deletes a session that has no values left. The caller holds s.mu.
 func (s *Session) remove(ctx context.Context) error {
-	if err := s.call(ctx, func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
+	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 		return fmt.Errorf("session: delete %s: %w", logID(s.key), err)
 	}
+	s.m.ev.destroyed(ctx, s.key)
 	s.forget()
 	return nil
 }

@@ -71,6 +71,10 @@ type Options struct {
 	// Logger receives errors and notable events. Ids never appear in it,
 	// only a short hash. Default slog.Default().
 	Logger *slog.Logger
+	// Events, when set, are hooks for metrics and tracing: sessions
+	// created, regenerated, destroyed, expired and revoked, lock waits and
+	// store calls. They never see an id. Default none, at no cost.
+	Events *Events
 }
 
 // Errors reported by the middleware.
@@ -120,6 +124,7 @@ type Manager struct {
 	onError    func(http.ResponseWriter, *http.Request, error)
 	log        *slog.Logger
 	now        func() time.Time // time.Now; tests set a clock of their own
+	ev         Events           // Options.Events, copied; zero: no hooks
 
 	rejected atomic.Int64 // cookies refused before the store
 	unknown  atomic.Int64 // well-formed ids the store did not know
@@ -159,6 +164,9 @@ func New(opts Options) (*Manager, error) {
 		onError:    opts.ErrorHandler,
 		log:        opts.Logger,
 		now:        time.Now,
+	}
+	if opts.Events != nil {
+		m.ev = *opts.Events
 	}
 	name := opts.CookieName
 	if name == "" {
@@ -303,9 +311,7 @@ func (m *Manager) Revoke(ctx context.Context, owner string) (int, error) {
 	if m.owners == nil {
 		return 0, fmt.Errorf("session: revoke: the store (%T) does not implement session.OwnerStore: %w", m.store, errors.ErrUnsupported)
 	}
-	ctx, cancel := m.bound(ctx)
-	defer cancel()
-	n, err := m.owners.DeleteOwner(ctx, owner, "")
+	n, err := m.deleteOwner(ctx, m.owners, owner, "")
 	if err != nil {
 		return n, fmt.Errorf("session: revoke: %w", err)
 	}
@@ -430,18 +436,23 @@ func (s *Session) holdsLock() bool {
 
 // acquire takes key's lock within LockTimeout, the wait for whatever the
 // lock needs (a pool connection) included.
-func (m *Manager) acquire(ctx context.Context, key string) (Lease, error) {
+func (m *Manager) acquire(parent context.Context, key string) (Lease, error) {
 	if m.locker == nil {
 		return nil, fmt.Errorf("session: locking needs a store that implements session.Locker (%T does not)", m.store)
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.lockWait)
+	ctx, cancel := context.WithTimeout(parent, m.lockWait)
 	defer cancel()
+	t := start(m.ev.LockWait != nil)
 	lease, err := m.locker.Lock(ctx, key)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrLockTimeout) {
 			err = fmt.Errorf("%w: %w", ErrLockTimeout, err)
 		}
-		return nil, fmt.Errorf("session: lock %s: %w", logID(key), err)
+		err = fmt.Errorf("session: lock %s: %w", logID(key), err)
+	}
+	m.ev.lockWaited(parent, t, err)
+	if err != nil {
+		return nil, err
 	}
 	return lease, nil
 }
@@ -522,19 +533,23 @@ func (s *Session) load() error {
 	}
 	key := s.m.ids.storeKey(id)
 	ctx, cancel := s.m.bound(s.ctx)
+	t := start(s.m.ev.StoreCall != nil)
 	rec, err := s.store.Load(ctx, key)
 	cancel()
+	s.m.ev.stored(s.ctx, "Load", t, err)
 	switch {
 	case err == nil:
 		now := s.m.now()
 		if rec == nil || !now.Before(rec.Expires) || (!rec.Deadline.IsZero() && !now.Before(rec.Deadline)) {
 			s.m.unknown.Add(1)
+			s.m.ev.expired(s.ctx, key)
 			return nil // the store kept it past its time: never serve it
 		}
 		s.id, s.key, s.base = id, key, rec
 		return nil
 	case errors.Is(err, ErrNotFound):
 		s.m.unknown.Add(1)
+		s.m.ev.expired(s.ctx, key)
 		return nil // strict mode: an unknown id is never adopted
 	case errors.Is(err, ErrCorrupt):
 		// Failing would answer 500 to this visitor until the record
@@ -615,9 +630,7 @@ func (s *Session) RevokeOwner(keepCurrent bool) (int, error) {
 	if !keepCurrent {
 		s.Destroy()
 	}
-	ctx, cancel := m.bound(s.ctx)
-	defer cancel()
-	n, err := owners.DeleteOwner(ctx, owner, except)
+	n, err := m.deleteOwner(s.ctx, owners, owner, except)
 	if err != nil {
 		return n, fmt.Errorf("session: revoke: %w", err)
 	}
