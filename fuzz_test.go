@@ -452,4 +452,39 @@ func fzCheckGetters(t *testing.T, s *Session, key string) {
 			t.Fatalf("GetInt64(%q) = %d for %q, which is not an integral number", key, got, raw)
 		}
 	}
+	if got := s.GetInt(key); int64(got) != s.GetInt64(key) {
+		t.Fatalf("GetInt(%q) = %d, GetInt64 %d", key, got, s.GetInt64(key))
+	}
+	// GetTime reads what encoding/json reads as a time.Time, and nothing
+	// but an RFC 3339 string.
+	var tm time.Time
+	if err := json.Unmarshal(raw, &tm); err == nil && has {
+		if got := s.GetTime(key); !got.Equal(tm) {
+			t.Fatalf("GetTime(%q) = %v, encoding/json gives %v", key, got, tm)
+		}
+	}
+	if got := s.GetTime(key); !got.IsZero() {
+		var str string
+		if json.Unmarshal(raw, &str) != nil {
+			t.Fatalf("GetTime(%q) = %v for the non-string %q", key, got, raw)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, str); err != nil {
+			t.Fatalf("GetTime(%q) = %v for %q, which is not RFC 3339", key, got, raw)
+		}
+	}
+	// Decode is encoding/json: the same value, the same refusals.
+	if has {
+		var got, want any
+		gerr, werr := s.Decode(key, &got), json.Unmarshal(raw, &want)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Decode(%q) = %#v, %v; encoding/json gives %#v, %v", key, got, gerr, want, werr)
+		}
+		var gs, ws struct{ A []map[string]float64 }
+		gerr, werr = s.Decode(key, &gs), json.Unmarshal(raw, &ws)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(gs, ws) {
+			t.Fatalf("Decode(%q) into a struct = %v, %v; encoding/json gives %v, %v", key, gs, gerr, ws, werr)
+		}
+	} else if err := s.Decode(key, new(any)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Decode of the missing %q = %v, want ErrNotFound", key, err)
+	}
 }

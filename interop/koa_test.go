@@ -416,7 +416,12 @@ func (e *env) testCaseSwappedID(t *testing.T) {
 // skipped, except under CI=true, where it must run.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	missing := t.Skipf
+	missing := func(format string, args ...any) {
+		t.Helper()
+		// Said on stderr too, so that `go test ./...` without -v shows it.
+		fmt.Fprintf(os.Stderr, "interop: SKIP TestKoaInterop: "+format+"\n", args...)
+		t.Skipf(format, args...)
+	}
 	if os.Getenv("CI") == "true" {
 		missing = t.Fatalf
 	}

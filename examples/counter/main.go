@@ -48,11 +48,16 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.addr, "addr", ":3000", "listen address (port 0 picks a free one)")
+	flag.StringVar(&c.addr, "addr", "127.0.0.1:3000", "listen address: loopback by default; \":3000\" for every interface (port 0 picks a free one)")
 	flag.StringVar(&c.store, "store", "memory", "session store: memory or mysql")
 	flag.StringVar(&c.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "MySQL DSN, with -store mysql")
 	flag.BoolVar(&c.lock, "lock", false, "serialize the requests of one session (for read-modify-write handlers; the counter's Add needs no lock)")
 	flag.BoolVar(&c.koa, "koa", false, "with -store mysql: share sessions with the Koa tutorial's app (its table _mysql_session_store and its cookie SESSION_ID)")
+	flag.Usage = func() {
+		out := flag.CommandLine.Output()
+		fmt.Fprintf(out, "Usage: counter [flags]\n\nThe session tutorial's counter. Routes:\n%s\nFlags:\n", routeHelp)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "counter:", err)
@@ -140,6 +145,12 @@ func newServer(c config) (h http.Handler, mode string, closeAll func(), err erro
 	closers = append(closers, m.Close)
 	return m.Handler(routes()), mode, closeOpened, nil
 }
+
+// routeHelp lists the routes, for -h and the README.
+const routeHelp = `  GET /        adds one to "count" (Add: concurrent visits all count) and answers the session as JSON
+  GET /set     starts over: a new "user_id" and "count" 0
+  GET /logout  ends the session (Destroy) and expires the cookie
+`
 
 // routes are the tutorial's handlers; they only see the session.
 func routes() http.Handler {

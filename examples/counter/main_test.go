@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/seed013449c2/session"
@@ -79,5 +80,25 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		if err := run(c); err == nil {
 			t.Errorf("run accepted %+v", c)
 		}
+	}
+}
+
+// TestUsageListsRoutes: -h lists every route the counter serves (the
+// README's table is the same list), and each one answers.
+func TestUsageListsRoutes(t *testing.T) {
+	m, err := session.New(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	srv := httptest.NewServer(m.Handler(routes()))
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	for _, path := range []string{"/set", "/", "/logout"} {
+		if !strings.Contains(routeHelp, "GET "+path+" ") {
+			t.Errorf("-h does not list GET %s:\n%s", path, routeHelp)
+		}
+		get(t, c, srv.URL+path)
 	}
 }
