@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	// benchTable is our store's table. It is emptied before each benchmark.
+	// benchTable is our store's table. It is made anew for each benchmark.
 	benchTable = "sessions_bench"
 	// scsDatabase holds scs's table: its mysqlstore hard-codes the table
 	// name "sessions", which in the test database is our store's default
@@ -37,6 +37,39 @@ const (
 // that no request waits for, or has to open, a connection.
 func openMySQL(tb testing.TB, dbName string) *sql.DB {
 	tb.Helper()
+	db, addr, err := dialMySQL(tb, dbName)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("MySQL at %s unreachable (CI=true): %v", addr, err)
+		}
+		tb.Skipf("MySQL at %s unreachable: %v", addr, err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	return db
+}
+
+// mysqlUp reports whether the test server answers. When it does not, it
+// logs why, except with CI=true, where it fails tb.
+func mysqlUp(tb testing.TB) bool {
+	tb.Helper()
+	_, addr, err := dialMySQL(tb, "")
+	if err == nil {
+		return true
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("MySQL at %s unreachable (CI=true): %v", addr, err)
+	}
+	tb.Logf("MySQL at %s unreachable, its targets left out: %v", addr, err)
+	return false
+}
+
+// dialMySQL opens a pool on the server of SESSION_TEST_MYSQL_DSN (default
+// root@tcp(127.0.0.1:3306)/test), on database dbName ("" for the DSN's),
+// closed when tb ends, and pings it. It returns the server's address for
+// messages.
+func dialMySQL(tb testing.TB, dbName string) (*sql.DB, string, error) {
+	tb.Helper()
 	dsn := os.Getenv("SESSION_TEST_MYSQL_DSN")
 	if dsn == "" {
 		dsn = "root@tcp(127.0.0.1:3306)/test"
@@ -55,15 +88,7 @@ func openMySQL(tb testing.TB, dbName string) *sql.DB {
 	tb.Cleanup(func() { _ = db.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("MySQL at %s unreachable (CI=true): %v", cfg.Addr, err)
-		}
-		tb.Skipf("MySQL at %s unreachable: %v", cfg.Addr, err)
-	}
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(16)
-	return db
+	return db, cfg.Addr, db.PingContext(ctx)
 }
 
 func mustExec(tb testing.TB, db *sql.DB, query string) {
@@ -73,22 +98,24 @@ func mustExec(tb testing.TB, db *sql.DB, query string) {
 	}
 }
 
-// newOurMySQL returns our MySQL store on an emptied benchTable.
+// newOurMySQL returns our MySQL store on a new benchTable.
 func newOurMySQL(tb testing.TB) session.Store {
 	tb.Helper()
 	return newOurMySQLTable(tb, benchTable)
 }
 
-// newOurMySQLTable returns our MySQL store on the emptied table.
+// newOurMySQLTable returns our MySQL store on table, dropped first so that
+// the store creates it with the schema of the library under test: the
+// table holds nothing but benchmark sessions.
 func newOurMySQLTable(tb testing.TB, table string) session.Store {
 	tb.Helper()
 	db := openMySQL(tb, "")
+	mustExec(tb, db, "DROP TABLE IF EXISTS "+table)
 	st, err := session.NewMySQLStore(db, session.MySQLOptions{Table: table})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
-	mustExec(tb, db, "DELETE FROM "+table)
 	return st
 }
 
