@@ -318,3 +318,39 @@ func TestTimeoutOutsideMiddlewareLeavesNoOrphan(t *testing.T) {
 		})
 	}
 }
+
+// TestLockedInsideAnotherManager: a route wrapped with one Manager's Locked
+// inside another Manager's Handler would look locked while the session its
+// handler sees is not: every request answers 500 through the ErrorHandler,
+// saying why, and the handler never runs. Alone, Locked is the whole
+// middleware for its route, with the lock.
+func TestLockedInsideAnotherManager(t *testing.T) {
+	errs := make(chan error, 1)
+	inner, err := session.New(session.Options{ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+		errs <- err
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	ran := false
+	locked := inner.Locked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran = true
+		session.FromContext(r.Context()).Add("n", 1)
+	}))
+	outer := newServer(t, session.Options{}, routes{"/": locked.ServeHTTP})
+	res, body := outer.get("/")
+	if res.StatusCode != http.StatusInternalServerError || ran {
+		t.Fatalf("Locked inside another Manager's Handler: %d %q, handler ran: %v", res.StatusCode, body, ran)
+	}
+	if err := within(t, errs, 5*time.Second, "the ErrorHandler"); !strings.Contains(err.Error(), "another Manager") {
+		t.Fatalf("error %v should say the Manager is another one", err)
+	}
+
+	alone := httptest.NewServer(locked)
+	defer alone.Close()
+	if res, err := http.Get(alone.URL); err != nil || res.StatusCode != http.StatusOK || !ran {
+		t.Fatalf("Locked alone: %v %v, ran %v", res, err, ran)
+	}
+}
