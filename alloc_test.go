@@ -72,3 +72,25 @@ func TestHotPathAllocations(t *testing.T) {
 		t.Errorf("a read-only request allocates %v objects, want at most 4", small)
 	}
 }
+
+// TestHeaderHotPathAllocations: with Options.Header set, a request that
+// carries neither the header nor the cookie still allocates only its
+// context.
+func TestHeaderHotPathAllocations(t *testing.T) {
+	m, err := session.New(session.Options{Header: "Authorization"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		session.FromContext(r.Context()).GetInt("count")
+	}))
+	req := httptest.NewRequest("GET", "/", nil)
+	w := &discard{h: http.Header{}}
+	if n := testing.AllocsPerRun(200, func() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}); n > 2 {
+		t.Errorf("a request without a cookie or the header allocates %v objects, want at most 2", n)
+	}
+}

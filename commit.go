@@ -108,29 +108,33 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	late, s.started = s.started, true
-	if !late && s.sawCookie {
+	if !late && s.via != carrierNone {
 		// The handler may have replaced the Vary set before it ran.
-		varyCookie(h)
+		addVary(h, s.m.varyField(s.via))
 	}
 	p, ok := s.plan()
 	if !ok {
 		return late, nil
 	}
-	// The commit runs detached from the request's cancellation, within
-	// CommitTimeout: a client that hangs up must not cancel a logout or a
-	// change its handler already made.
-	ctx := context.WithoutCancel(s.ctx)
-	if s.m.storeWait > 0 { // a store that never waits needs no timer
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.m.commitWait)
-		defer cancel()
-	}
+	ctx, cancel := s.m.detach(s.ctx)
+	defer cancel()
 	eff, err := s.apply(ctx, p, late)
 	if err != nil || late {
 		return late, err
 	}
 	s.sendCookie(h, eff)
 	return late, nil
+}
+
+// detach gives a commit its context: free of ctx's cancellation, so that a
+// client that hangs up cannot cancel a logout or a change its handler
+// already made, and bounded by CommitTimeout.
+func (m *Manager) detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = context.WithoutCancel(ctx)
+	if m.storeWait <= 0 { // a store that never waits needs no timer
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, m.commitWait)
 }
 
 // apply carries out p. The caller holds s.mu.
@@ -163,6 +167,10 @@ func (s *Session) apply(ctx context.Context, p commitPlan, late bool) (cookieEff
 
 // sendCookie writes what eff says into the response's headers.
 func (s *Session) sendCookie(h http.Header, eff cookieEffect) {
+	if s.via == carrierHeader {
+		s.sendToken(h, eff)
+		return
+	}
 	m := s.m
 	switch {
 	case eff.set:
@@ -386,6 +394,7 @@ func (s *Session) refreshed(p commitPlan) cookieEffect {
 func (s *Session) endedElsewhere() {
 	s.m.log.InfoContext(s.ctx, "session ended by a concurrent request; changes dropped", "session", logID(s.key))
 	s.forget()
+	s.gone = true
 }
 
 // remove deletes a session that has no values left. The caller holds s.mu.

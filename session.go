@@ -57,6 +57,18 @@ type Options struct {
 	// call. The first signing key signs and every one verifies, so they
 	// rotate by putting a new one first. Each must be at least 32 bytes.
 	SigningKeys [][]byte
+	// Header lets API clients that keep no cookies carry the session id
+	// in this request header: "Authorization" (as "Bearer <token>") or a
+	// name of your own such as "Session-Token" (the bare token). A request
+	// that has the header is served from it alone, with the cookie's
+	// checks and signing, and never gets a cookie: a new id (a new
+	// session, Regenerate) comes back in the same response header, in the
+	// same form, and an empty token ("" or "Bearer") says the session
+	// ended: a client sends back whatever value it was last given. To
+	// start a session it sends that empty token. A request without the
+	// header uses the cookie. Default "": the id travels only in the
+	// cookie. The README says what this changes for CSRF.
+	Header string
 	// MaxSize caps the encoded size of one session's values in bytes; a
 	// commit over it fails with an error wrapping ErrTooLarge. Default
 	// 128 KiB.
@@ -90,7 +102,8 @@ var (
 	ErrInvalidValue = errors.New("session: value cannot be stored")
 	// ErrSessionClosed: the session was changed after the request's last
 	// commit (from a goroutine that outlived the handler, or after an
-	// http.TimeoutHandler gave up on it), when nothing can save it.
+	// http.TimeoutHandler gave up on it), or after its [Session.Commit],
+	// when nothing can save it.
 	ErrSessionClosed = errors.New("session: changed after the request ended")
 )
 
@@ -115,6 +128,10 @@ type Manager struct {
 	cookie   CookieOptions
 	idle     time.Duration
 	lifetime time.Duration
+	// header is Options.Header, canonical; "" when ids travel only in
+	// the cookie. bearer: it is Authorization, with the Bearer scheme.
+	header   string
+	bearer   bool
 	lock     bool
 	lockWait time.Duration
 	// storeWait bounds each store call; 0 for a store that never waits.
@@ -188,6 +205,8 @@ func New(opts Options) (*Manager, error) {
 	if _, ok := m.store.(*MemoryStore); ok {
 		m.storeWait = 0 // it never waits: no timer on the hot path
 	}
+	m.header = http.CanonicalHeaderKey(opts.Header)
+	m.bearer = m.header == "Authorization"
 	m.locker, _ = m.store.(Locker)
 	m.owners, _ = m.store.(OwnerStore)
 	if m.lock && m.locker == nil {
@@ -220,6 +239,9 @@ func (m *Manager) check(opts Options, name string) error {
 	case orDefault(opts.IdleTimeout, defaultIdleTimeout) > orDefault(opts.Lifetime, defaultLifetime):
 		return fmt.Errorf("option IdleTimeout (%v) is longer than Lifetime (%v): no session could stay idle that long; shorten IdleTimeout or lengthen Lifetime",
 			orDefault(opts.IdleTimeout, defaultIdleTimeout), orDefault(opts.Lifetime, defaultLifetime))
+	}
+	if err := checkHeader(opts.Header); err != nil {
+		return err
 	}
 	for i, k := range opts.SigningKeys {
 		if len(k) < minKeyBytes {
@@ -321,10 +343,26 @@ func (m *Manager) Revoke(ctx context.Context, owner string) (int, error) {
 type ctxKey struct{}
 
 // FromContext returns the request's session, or nil when ctx did not come
-// through the middleware.
+// through the middleware. When several Managers' middleware wrap one
+// another (an admin area with its own cookie inside the app), it is the
+// session of the innermost; [Manager.FromContext] finds any of them.
 func FromContext(ctx context.Context) *Session {
 	s, _ := ctx.Value(ctxKey{}).(*Session)
 	return s
+}
+
+// FromContext returns the request's session of m: the one m's Handler or
+// Locked loaded, even when other Managers' middleware ran inside it. It
+// returns nil when the request did not come through m.
+func (m *Manager) FromContext(ctx context.Context) *Session {
+	// Each session's ctx is the request's context as its middleware
+	// received it, so the sessions of nested middleware form a chain.
+	for s := FromContext(ctx); s != nil; s = FromContext(s.ctx) {
+		if s.m == m {
+			return s
+		}
+	}
+	return nil
 }
 
 // exchange is what one request allocates: its session, the writer that
@@ -350,7 +388,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		m.onError(w, r, fmt.Errorf("session: Locked needs a store that implements session.Locker (%T does not)", m.store))
 		return
 	}
-	if s := FromContext(r.Context()); s != nil && s.m == m {
+	if s := m.FromContext(r.Context()); s != nil {
 		// Inside Handler, the session is loaded already: a Locked route
 		// takes the lock and loads it again.
 		if !lock || s.cookieID == "" || s.holdsLock() {
@@ -369,14 +407,9 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	x := &exchange{Context: r.Context()}
 	s := &x.s
 	s.m, s.ctx, s.r, s.store = m, r.Context(), r, m.store
-	value, found := m.ids.cookieValue(r)
-	if found {
-		w.Header().Add("Vary", "Cookie")
-		s.sawCookie = true
-	}
-	s.cookieID = m.ids.verify(value)
-	if s.cookieID == "" && found {
-		m.rejected.Add(1)
+	s.cookieID, s.via = m.carried(r)
+	if s.via != carrierNone {
+		w.Header().Add("Vary", m.varyField(s.via))
 	}
 	if s.cookieID != "" {
 		if lock {
@@ -496,11 +529,12 @@ func (m *Manager) defaultError(w http.ResponseWriter, r *http.Request, err error
 // when the response starts (before the first byte reaches the client) and
 // again when the handler returns, if it changed anything after that.
 type Session struct {
-	m         *Manager
-	ctx       context.Context
-	r         *http.Request
-	cookieID  string // the well-formed id the request carried
-	sawCookie bool   // the request carried the cookie: responses vary by it
+	m        *Manager
+	ctx      context.Context
+	r        *http.Request
+	cookieID string  // the well-formed id the request carried
+	via      carrier // what carried it: responses vary by it, a new id goes back in it
+	detached bool    // from Manager.Load or LoadID: saved by Commit, not by the middleware
 
 	mu    sync.Mutex
 	store Store   // m.store, or the lease's store while locked
@@ -515,6 +549,7 @@ type Session struct {
 	ended   string // store key of a session destroyed in this request
 	started bool   // the response's headers are out
 	closed  bool   // the request's last commit is done: changes would be lost
+	gone    bool   // a commit found the session ended elsewhere: Commit reports it
 }
 
 // load reads the session the request names, replacing the loaded state

@@ -148,7 +148,11 @@ func (s *Session) closedLocked(op string) error {
 	if !s.closed {
 		return nil
 	}
-	err := fmt.Errorf("session: %s after the request's last commit: %w", op, ErrSessionClosed)
+	when := "the request's last commit"
+	if s.detached {
+		when = "Commit"
+	}
+	err := fmt.Errorf("session: %s after %s: %w", op, when, ErrSessionClosed)
 	s.m.log.ErrorContext(s.ctx, "session change lost", "err", err, "session", logID(s.key))
 	return err
 }

@@ -143,16 +143,16 @@ func (w *responseWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
 }
 
-// varyCookie makes sure h's Vary lists Cookie.
-func varyCookie(h http.Header) {
+// addVary makes sure h's Vary lists field.
+func addVary(h http.Header, field string) {
 	for _, v := range h["Vary"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Cookie") {
+			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, field) {
 				return
 			}
 		}
 	}
-	h.Add("Vary", "Cookie")
+	h.Add("Vary", field)
 }
 
 type writerOnly struct{ io.Writer }
