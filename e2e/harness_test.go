@@ -70,6 +70,7 @@ var listening = regexp.MustCompile(`listening on (https?://\S+)`)
 // stops it when the test ends; the test's failure shows its log.
 func startApp(t *testing.T, args ...string) *app {
 	t.Helper()
+	chromiumPath(t) // every test here drives a browser: skip (or fail) before building anything
 	bin := buildApp(t)
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
