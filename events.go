@@ -53,9 +53,10 @@ type Events struct {
 	// context error when the client went away.
 	LockWait func(ctx context.Context, d time.Duration, err error)
 	// StoreCall: the Manager called the store, which answered after d with
-	// err. op is the name of the method called: "Load", "Create",
-	// "Update", "Touch", "Delete", "Rename" or "DeleteOwner" (stores that
-	// take a lock report its wait through LockWait). An err wrapping
+	// err. op is the name of the method called on the store: "Load",
+	// "Create", "Update", "Touch", "Delete", "Rename", "DeleteOwner", or
+	// the method of another optional interface (a lock's wait is reported
+	// by LockWait instead). An err wrapping
 	// ErrNotFound or ErrExists is an answer rather than a failure: a Load
 	// of an id that ended, an Update of a session a concurrent request
 	// ended, or a Create that drew a taken id. The store's own background

@@ -21,9 +21,9 @@
 //	session_store_call_duration_seconds   histogram  calls to the store, by op and result
 //
 // A lock wait's result is "acquired", "timeout", "canceled" (the client
-// went away) or "error". A store call's op is the Store method called
-// ("Load", "Create", "Update", "Touch", "Delete", "Rename",
-// "DeleteOwner"), and its result "ok", "not_found" (an ended or unknown
+// went away) or "error". A store call's op is the name of the store's
+// method called ("Load", "Create", "Update", "Touch", "Delete", "Rename",
+// "DeleteOwner", or that of another optional interface), and its result "ok", "not_found" (an ended or unknown
 // session: an answer, not a failure), "exists", "full" (the store refused
 // a new session), "timeout" (StoreTimeout or CommitTimeout passed),
 // "canceled" or "error" (anything else: an outage, or a change the store
