@@ -17,7 +17,8 @@ import (
 
 // A background job saves its result in the visitor's session after the
 // request that started it has ended: the request hands it the session's
-// id, and the job loads the session by that id and commits its change.
+// id once the session is saved, and the job loads the session by that id
+// and commits its change.
 func ExampleManager_LoadID() {
 	m, err := session.New(session.Options{})
 	if err != nil {
@@ -29,8 +30,8 @@ func ExampleManager_LoadID() {
 	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
 		s.Set("report", "pending")
-		jobs <- s.ID() // the id, never a cookie value
-		fmt.Fprint(w, "started")
+		fmt.Fprint(w, "started") // the session is saved before this first byte
+		jobs <- s.ID()           // so the job finds it; the id, never a cookie value
 	})
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, session.FromContext(r.Context()).GetString("report"))
