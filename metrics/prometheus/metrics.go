@@ -16,7 +16,7 @@
 //	session_regenerated_total             counter    sessions moved to a new id (Regenerate)
 //	session_destroyed_total               counter    sessions deleted by a request (Destroy, or no values left)
 //	session_expired_total                 counter    well-formed ids that named no live session
-//	session_revoked_total                 counter    sessions ended by Revoke or RevokeOwner
+//	session_revoked_total                 counter    sessions ended by a revocation (session.Events.Revoked)
 //	session_lock_wait_duration_seconds    histogram  waits for a session's lock, by result
 //	session_store_call_duration_seconds   histogram  calls to the store, by op and result
 //
@@ -84,7 +84,7 @@ func New(reg prometheus.Registerer, opts Options) (*session.Events, error) {
 		regenerated = counter("regenerated_total", "Sessions moved to a new id by Regenerate.")
 		destroyed   = counter("destroyed_total", "Sessions deleted by a request: Destroy, or a change that left no values.")
 		expired     = counter("expired_total", "Requests that presented a well-formed id naming no live session (expired, ended or never issued).")
-		revoked     = counter("revoked_total", "Sessions ended by Manager.Revoke or Session.RevokeOwner.")
+		revoked     = counter("revoked_total", "Sessions of an owner ended by a revocation, such as Manager.Revoke or Session.RevokeOwner.")
 		lockWait    = histogram("lock_wait_duration_seconds", "Time requests waited for a session's lock, by result.", "result")
 		storeCall   = histogram("store_call_duration_seconds", "Latency of the calls to the session store, by Store method and result.", "op", "result")
 	)
