@@ -34,6 +34,9 @@ type commitPlan struct {
 	// expires is the new idle expiry of an update or a touch; zero when
 	// no refresh is due.
 	expires time.Time
+	// life: the commit changes the session's lifetime (Remember), so the
+	// cookie is sent again.
+	life bool
 }
 
 // cookieEffect is what a commit does to the cookie.
@@ -46,13 +49,13 @@ type cookieEffect struct {
 // dirty reports whether the request changed the session's data. The caller
 // holds s.mu.
 func (s *Session) dirty() bool {
-	return len(s.ch.Values) > 0 || len(s.ch.Add) > 0 || s.ch.Clear || s.ch.Owner != nil
+	return len(s.ch.Values) > 0 || len(s.ch.Add) > 0 || s.ch.Clear || s.ch.Owner != nil || s.ch.Label != nil || s.life != nil
 }
 
 // clean forgets the pending changes once they are saved. The caller holds
 // s.mu.
 func (s *Session) clean() {
-	s.ch, s.regen = Change{}, false
+	s.ch, s.regen, s.life = Change{}, false, nil
 }
 
 // forget leaves the session without a record: it ended here or elsewhere.
@@ -66,11 +69,12 @@ func (s *Session) forget() {
 // moved far enough past the stored one to be worth a write: at most one
 // refresh per tenth of the idle timeout.
 func (m *Manager) expiry(rec *Record, now time.Time) (time.Time, bool) {
-	exp := now.Add(m.idle)
-	if !rec.Deadline.IsZero() && exp.After(rec.Deadline) {
-		exp = rec.Deadline
+	idle := m.idleOf(rec.IdleTimeout)
+	exp := now.Add(idle)
+	if d := m.deadline(rec); !d.IsZero() && exp.After(d) {
+		exp = d
 	}
-	return exp, exp.Sub(rec.Expires) >= m.idle/10
+	return exp, exp.Sub(rec.Expires) >= idle/10
 }
 
 // plan decides what the commit does, and reports whether it does anything.
@@ -90,8 +94,15 @@ func (s *Session) plan() (commitPlan, bool) {
 		p.op = opTouch
 	}
 	p.now = s.m.now()
+	if s.life != nil {
+		created := p.now
+		if s.base != nil {
+			created = s.base.Created
+		}
+		s.ch.Lifetime, p.life = s.life.at(created), true
+	}
 	if p.op == opUpdate || p.op == opTouch {
-		if exp, due := s.m.expiry(s.base, p.now); due {
+		if exp, due := s.m.expiry(s.lifeView(), p.now); due || p.life {
 			p.expires = exp
 		} else if p.op == opTouch {
 			p.op = opNone
@@ -174,10 +185,7 @@ func (s *Session) sendCookie(h http.Header, eff cookieEffect) {
 	m := s.m
 	switch {
 	case eff.set:
-		age := time.Duration(0) // a browser-session cookie
-		if m.cookie.MaxAge > 0 {
-			age = min(eff.life, m.cookie.MaxAge)
-		}
+		age := m.cookieAge(s.base, eff.life) // 0: a browser-session cookie
 		s.setCookie(h, m.ids.sign(s.id), age)
 	case eff.expire:
 		s.setCookie(h, "", -1)
@@ -212,6 +220,9 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 		base = &Record{Created: now}
 		if m.lifetime > 0 {
 			base.Deadline = now.Add(m.lifetime)
+		}
+		if m.devices != nil {
+			base.Handle = newHandle()
 		}
 	}
 	ch := s.ch
@@ -295,7 +306,7 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 	}
 	ch := s.ch
 	ch.MaxSize = m.maxSize
-	ch.Expires, _ = m.expiry(s.base, now)
+	ch.Expires, _ = m.expiry(s.lifeView(), now)
 	var rec *Record
 	id := m.ids.newID()
 	key := m.ids.storeKey(id)
@@ -381,7 +392,7 @@ func (s *Session) touch(ctx context.Context, p commitPlan) (cookieEffect, error)
 // sent again when the expiry moved; a browser-session cookie has no expiry
 // to refresh.
 func (s *Session) refreshed(p commitPlan) cookieEffect {
-	if p.expires.IsZero() || s.m.cookie.MaxAge == 0 {
+	if !p.life && (p.expires.IsZero() || !s.m.persistent(s.base)) {
 		return cookieEffect{}
 	}
 	return cookieEffect{set: true, life: p.expires.Sub(p.now)}

@@ -43,9 +43,11 @@ type Events struct {
 	// [Stats.RejectedIDs] instead.
 	Expired func(ctx context.Context, e SessionEvent)
 	// Revoked: [Manager.Revoke] or [Session.RevokeOwner] ended n sessions
-	// of owner (n may be 0). With RevokeOwner(false), the request's own
+	// of owner (n may be 0), or [Session.EndDevice] ended another of its
+	// sessions (n is 1). With RevokeOwner(false), the request's own
 	// session is not among the n: it is reported by Destroyed when the
-	// request commits.
+	// request commits, as is the one EndDevice ends when its handle is
+	// the request's own.
 	Revoked func(ctx context.Context, owner string, n int)
 	// LockWait: a request waited d for a session's lock (Options.Lock or
 	// [Manager.Locked]). err is nil when the lock was taken, and wraps

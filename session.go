@@ -32,6 +32,11 @@ type Options struct {
 	// Lifetime ends a session this long after it was created, however
 	// active it is. Default 7 days.
 	Lifetime time.Duration
+	// MaxRememberLifetime caps the idle timeout and the lifetime that
+	// [Session.Remember] may give one session ("remember me"). Default 30
+	// days, or Lifetime if that is longer; New refuses one shorter than
+	// Lifetime. Lowering it shortens the sessions already remembered too.
+	MaxRememberLifetime time.Duration
 	// Lock serializes the requests of one session, across every server
 	// that shares the store, so that read-modify-write handlers are exact.
 	// The store must implement [Locker]. [Manager.Locked] does the same
@@ -110,6 +115,7 @@ var (
 const (
 	defaultIdleTimeout = 24 * time.Hour
 	defaultLifetime    = 7 * 24 * time.Hour
+	defaultMaxRemember = 30 * 24 * time.Hour
 	defaultLockTimeout = 10 * time.Second
 	defaultMaxSize     = 128 << 10
 	defaultStoreWait   = 5 * time.Second
@@ -142,6 +148,12 @@ type Manager struct {
 	log        *slog.Logger
 	now        func() time.Time // time.Now; tests set a clock of their own
 	ev         Events           // Options.Events, copied; zero: no hooks
+
+	// maxRemember caps what Remember may choose (MaxRememberLifetime).
+	maxRemember time.Duration
+	// devices is the store as a DeviceStore, or nil: new records get a
+	// handle only when it is set.
+	devices DeviceStore
 
 	rejected atomic.Int64 // cookies refused before the store
 	unknown  atomic.Int64 // well-formed ids the store did not know
@@ -192,6 +204,10 @@ func New(opts Options) (*Manager, error) {
 	if err := m.check(opts, name); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
+	m.maxRemember = max(defaultMaxRemember, m.lifetime)
+	if opts.MaxRememberLifetime > 0 {
+		m.maxRemember = opts.MaxRememberLifetime
+	}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -209,6 +225,7 @@ func New(opts Options) (*Manager, error) {
 	m.bearer = m.header == "Authorization"
 	m.locker, _ = m.store.(Locker)
 	m.owners, _ = m.store.(OwnerStore)
+	m.devices, _ = m.store.(DeviceStore)
 	if m.lock && m.locker == nil {
 		m.Close()
 		return nil, fmt.Errorf("%w: Lock is set but the store (%T) does not implement session.Locker", ErrInvalidOptions, m.store)
@@ -236,6 +253,11 @@ func (m *Manager) check(opts Options, name string) error {
 		return fmt.Errorf("option IdleTimeout, Lifetime, LockTimeout, StoreTimeout and CommitTimeout must not be negative")
 	case opts.MaxSize < 0:
 		return fmt.Errorf("option MaxSize must not be negative")
+	case opts.MaxRememberLifetime < 0:
+		return fmt.Errorf("option MaxRememberLifetime must not be negative")
+	case opts.MaxRememberLifetime > 0 && opts.MaxRememberLifetime < orDefault(opts.Lifetime, defaultLifetime):
+		return fmt.Errorf("option MaxRememberLifetime (%v) is shorter than Lifetime (%v): Remember would shorten a session; lengthen MaxRememberLifetime or leave it 0",
+			opts.MaxRememberLifetime, orDefault(opts.Lifetime, defaultLifetime))
 	case orDefault(opts.IdleTimeout, defaultIdleTimeout) > orDefault(opts.Lifetime, defaultLifetime):
 		return fmt.Errorf("option IdleTimeout (%v) is longer than Lifetime (%v): no session could stay idle that long; shorten IdleTimeout or lengthen Lifetime",
 			orDefault(opts.IdleTimeout, defaultIdleTimeout), orDefault(opts.Lifetime, defaultLifetime))
@@ -550,6 +572,9 @@ type Session struct {
 	started bool   // the response's headers are out
 	closed  bool   // the request's last commit is done: changes would be lost
 	gone    bool   // a commit found the session ended elsewhere: Commit reports it
+	// life is what Remember or ForgetOnClose chose, made a
+	// Change.Lifetime at commit.
+	life *lifeChoice
 }
 
 // load reads the session the request names, replacing the loaded state
@@ -575,7 +600,7 @@ func (s *Session) load() error {
 	switch {
 	case err == nil:
 		now := s.m.now()
-		if rec == nil || !now.Before(rec.Expires) || (!rec.Deadline.IsZero() && !now.Before(rec.Deadline)) {
+		if rec == nil || !s.m.live(rec, now) {
 			s.m.unknown.Add(1)
 			s.m.ev.expired(s.ctx, key)
 			return nil // the store kept it past its time: never serve it
@@ -697,5 +722,5 @@ func (s *Session) Destroy() {
 	if s.key != "" {
 		s.ended = s.key
 	}
-	s.id, s.key, s.base, s.ch, s.regen = "", "", nil, Change{}, false
+	s.id, s.key, s.base, s.ch, s.regen, s.life = "", "", nil, Change{}, false, nil
 }

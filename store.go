@@ -84,6 +84,37 @@ type OwnerStore interface {
 	DeleteOwner(ctx context.Context, owner, exceptKey string) (int, error)
 }
 
+// DeviceStore is implemented by stores that can list the live sessions of
+// one owner and end one of them by its [Record.Handle]: what
+// [Session.Devices] and [Session.EndDevice] need ("your devices"). It
+// keeps [Record.Label] and [Record.Handle], and the middleware gives every
+// new record a handle only when its store implements it.
+//
+// Nothing it returns may reveal a store key: a handle is a random name of
+// its own, never derived from the id or its key, so that a list shown to
+// its user gives away no way to log in.
+type DeviceStore interface {
+	OwnerStore
+	// Devices returns the live records of owner, at most limit of them
+	// (those that expire last, when there are more), in any order. An
+	// empty owner has none.
+	Devices(ctx context.Context, owner string, limit int) ([]DeviceRecord, error)
+	// DeleteDevice deletes the live record of owner whose Handle is
+	// handle, matched byte for byte, and reports whether there was one.
+	// An empty owner or handle matches nothing.
+	DeleteDevice(ctx context.Context, owner, handle string) (bool, error)
+}
+
+// DeviceRecord is what [DeviceStore.Devices] returns of a record: what its
+// user needs to recognise it, and nothing that could log anyone in.
+type DeviceRecord struct {
+	Handle, Label string
+	Created       time.Time
+	Expires       time.Time
+	// IdleTimeout is the record's own, or 0 for the middleware's default.
+	IdleTimeout time.Duration
+}
+
 // Renamer is implemented by stores that can move a live record to a new key
 // in one atomic step: what [Session.Regenerate] needs to be exact. With it,
 // a logout or revoke that lands while a login regenerates the id always
@@ -156,16 +187,54 @@ type Record struct {
 	// never later than Deadline.
 	Expires time.Time
 	// Deadline is the absolute end of the session (Created plus
-	// [Options.Lifetime]); activity does not move it.
+	// [Options.Lifetime], or what [Session.Remember] chose); activity does
+	// not move it.
 	Deadline time.Time
+	// IdleTimeout is the session's own idle timeout, chosen by
+	// [Session.Remember]; 0 means [Options.IdleTimeout].
+	IdleTimeout time.Duration
+	// Persist says what kind of cookie the session gets (see
+	// [CookiePersistence]).
+	Persist CookiePersistence
+	// Label is what the app calls the session in a list of devices
+	// ([Session.SetLabel]): at most 255 characters of UTF-8.
+	Label string
+	// Handle names the session in a list of devices ([Session.Devices]):
+	// random, made when the record is first created, kept by Regenerate,
+	// and unrelated to the id and its key, so it logs no one in. Empty
+	// unless the store implements [DeviceStore].
+	Handle string
 	// Version identifies the stored state for a compare-and-swap store
 	// (see [CASStore]). Only the store gives it meaning.
 	Version int64
 }
 
+// CookiePersistence is what kind of cookie a session gets, chosen for
+// one session by [Session.Remember] and [Session.ForgetOnClose].
+type CookiePersistence uint8
+
+const (
+	// CookieDefault: as [CookieOptions.MaxAge] says.
+	CookieDefault CookiePersistence = iota
+	// CookiePersistent: a cookie with a Max-Age, which lasts as long as
+	// the session may (Session.Remember).
+	CookiePersistent
+	// CookieBrowserSession: a cookie with no Max-Age, gone when the
+	// browser closes (Session.ForgetOnClose).
+	CookieBrowserSession
+)
+
+// Lifetime is a session's own idle timeout, absolute deadline and kind of
+// cookie, as a [Change] sets them.
+type Lifetime struct {
+	IdleTimeout time.Duration
+	Deadline    time.Time
+	Persist     CookiePersistence
+}
+
 // Change is one request's changes to a session, which [Store.Update]
 // applies to the freshest stored record in one step. The steps apply in
-// this order: Clear, Values, Add, Owner, Expires.
+// this order: Clear, Values, Add, Owner, Label, Lifetime, Expires.
 type Change struct {
 	// Clear drops every stored value first.
 	Clear bool
@@ -178,6 +247,12 @@ type Change struct {
 	Add map[string]int64
 	// Owner, when not nil, becomes the record's owner.
 	Owner *string
+	// Label, when not nil, becomes the record's label.
+	Label *string
+	// Lifetime, when not nil, sets the record's IdleTimeout, Deadline and
+	// Persist. A store that cannot keep them refuses it with an error
+	// wrapping errors.ErrUnsupported.
+	Lifetime *Lifetime
 	// Expires, when not zero, becomes the record's expiry.
 	Expires time.Time
 	// MaxSize, when positive, is the largest the values may be once
@@ -194,7 +269,7 @@ type Change struct {
 // Empty reports whether the change changes nothing but, perhaps, the
 // expiry.
 func (c *Change) Empty() bool {
-	return !c.Clear && len(c.Values) == 0 && len(c.Add) == 0 && c.Owner == nil
+	return !c.Clear && len(c.Values) == 0 && len(c.Add) == 0 && c.Owner == nil && c.Label == nil && c.Lifetime == nil
 }
 
 // Apply returns a new record: rec with the change applied. rec itself is
@@ -230,6 +305,12 @@ func (c *Change) Apply(rec *Record) (*Record, error) {
 	}
 	if c.Owner != nil {
 		next.Owner = *c.Owner
+	}
+	if c.Label != nil {
+		next.Label = *c.Label
+	}
+	if l := c.Lifetime; l != nil {
+		next.IdleTimeout, next.Deadline, next.Persist = l.IdleTimeout, l.Deadline, l.Persist
 	}
 	if !c.Expires.IsZero() {
 		next.Expires = c.Expires

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,7 @@ type MemoryOptions struct {
 // the right one for a single process. Sessions do not survive a restart and
 // are not shared between processes; use a database store for that.
 //
-// It implements [Store], [OwnerStore], [Renamer] and [Locker]. Load returns the stored record itself
+// It implements [Store], [OwnerStore], [DeviceStore], [Renamer] and [Locker]. Load returns the stored record itself
 // without copying or allocating: records are never changed once stored (Update
 // stores a new record, Touch a copy), so a request never sees
 // another's half-done change.
@@ -119,6 +120,7 @@ func memSize(key string, rec *Record) int64 {
 	if rec.Owner != "" {
 		n += memOwnerOverhead + len(rec.Owner)
 	}
+	n += len(rec.Label) + len(rec.Handle)
 	for k, v := range rec.Values {
 		n += memValueOverhead + len(k) + len(v)
 	}
@@ -450,6 +452,59 @@ func (s *MemoryStore) DeleteOwner(ctx context.Context, owner, exceptKey string) 
 		sh.mu.Unlock()
 	}
 	return n, nil
+}
+
+// Devices implements [DeviceStore] through the owner index: the cost
+// follows the owner's sessions, not the store's.
+func (s *MemoryStore) Devices(ctx context.Context, owner string, limit int) ([]DeviceRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if owner == "" || limit <= 0 {
+		return nil, nil
+	}
+	now := s.now()
+	var out []DeviceRecord
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for key := range sh.owners[owner] {
+			if rec := sh.recs[sh.index[key]].rec; memLive(rec, now) {
+				out = append(out, DeviceRecord{Handle: rec.Handle, Label: rec.Label, Created: rec.Created, Expires: rec.Expires, IdleTimeout: rec.IdleTimeout})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	if len(out) > limit {
+		slices.SortFunc(out, func(a, b DeviceRecord) int { return b.Expires.Compare(a.Expires) })
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// DeleteDevice implements [DeviceStore].
+func (s *MemoryStore) DeleteDevice(ctx context.Context, owner, handle string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if owner == "" || handle == "" {
+		return false, nil
+	}
+	now := s.now()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for key := range sh.owners[owner] {
+			j := sh.index[key]
+			if rec := sh.recs[j].rec; rec.Handle == handle && memLive(rec, now) {
+				s.removeLocked(sh, j)
+				sh.mu.Unlock()
+				return true, nil
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return false, nil
 }
 
 // Lock implements [Locker] within this process. The lease cannot be lost.

@@ -25,9 +25,10 @@ type MySQLOptions struct {
 	// because it is spliced into every statement.
 	Table string
 	// NoCreateTable skips the CREATE TABLE IF NOT EXISTS that the
-	// constructor runs otherwise, for deployments that manage their schema
-	// with migrations (see [MySQLStore.CreateTableSQL]) or whose user may
-	// not create tables.
+	// constructor runs otherwise, and the upgrade of a table of an earlier
+	// version, for deployments that manage their schema with migrations
+	// (see [MySQLStore.CreateTableSQL] and [MySQLStore.UpgradeTableSQL])
+	// or whose user may not create or alter tables.
 	NoCreateTable bool
 	// CleanupInterval is how often expired rows are deleted. Default 5
 	// minutes; a negative value disables the cleanup, for deployments where
@@ -51,14 +52,18 @@ type MySQLOptions struct {
 // or JSON functions; other MySQL-compatible databases are untested):
 //
 //	CREATE TABLE IF NOT EXISTS t (...)                     constructor, unless NoCreateTable
+//	SELECT handle, ... FROM t LIMIT 0, ALTER TABLE t ...   constructor, unless NoCreateTable: an older table's upgrade
 //	SELECT ... FROM t WHERE id = ? AND expires_at > ?      Load; Touch when no row changed
 //	INSERT INTO t (...) VALUES (...)                       Create
 //	DELETE FROM t WHERE id = ? AND expires_at <= ?         Create, when an expired row holds the key
 //	SELECT ... WHERE id = ? AND ... FOR UPDATE             Update, in a transaction
-//	UPDATE t SET data = ?, owner = ?, ... WHERE id = ?     Update, in the same transaction
+//	UPDATE t SET data = ?, owner = ?, ... WHERE id = ?     Update, in the same transaction (deadline_at, idle_ms, persist
+//	                                                       and label too when the change sets them)
 //	DELETE FROM t WHERE id = ?                             Update that leaves no values; Delete
 //	UPDATE t SET expires_at = ? WHERE id = ? AND ...       Touch
 //	DELETE FROM t WHERE owner = ? AND ... id <> ?          DeleteOwner
+//	SELECT handle, ... WHERE owner = ? AND ... LIMIT ?     Devices
+//	DELETE FROM t WHERE owner = ? AND ... handle = ? ...   DeleteDevice
 //	DELETE FROM t WHERE expires_at <= ? LIMIT ?            DeleteExpired, repeated
 //	SELECT ... FOR UPDATE, DELETE ... expires_at <= ?,
 //	INSERT, DELETE FROM t WHERE id = ?                     Rename, in one transaction
@@ -84,7 +89,8 @@ type MySQLOptions struct {
 // Create never overwrites a live row and Update never creates one, so a
 // destroyed session cannot come back through a slower request's write-back.
 //
-// MySQLStore implements [OwnerStore], [Renamer] and [Locker]. The lock is
+// MySQLStore implements [OwnerStore], [DeviceStore], [Renamer] and
+// [Locker]. Record.IdleTimeout is kept to the millisecond. The lock is
 // GET_LOCK, which ties it to one connection. Requests of one session waiting in one process queue
 // in-process without a connection; the holder runs its load and commit on
 // the lock's connection, so each locked request holds one connection of the
@@ -99,12 +105,26 @@ type MySQLStore struct {
 
 // mysqlQueries holds the statements for one table, built once.
 type mysqlQueries struct {
-	create, load, lockRow, exists, insert, deleteExpiredKey, update, swap, swapExpires, touch, delete,
-	deleteOwner, deleteExpired string
+	create, hasColumns, upgrade, load, lockRow, exists, insert, deleteExpiredKey, update, updateMeta, swap, swapExpires, swapMeta,
+	touch, delete, deleteOwner, devices, deleteDevice, deleteExpired string
 }
 
 const (
 	mysqlDefaultTable = "sessions"
+
+	// The columns added for per-session lifetimes and devices, in
+	// CREATE TABLE and in the ALTER TABLE that adds them to an older
+	// table.
+	mysqlHandleColumn  = "handle VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT ''"
+	mysqlLabelColumn   = "label VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''"
+	mysqlIdleColumn    = "idle_ms BIGINT NOT NULL DEFAULT 0"
+	mysqlPersistColumn = "persist TINYINT UNSIGNED NOT NULL DEFAULT 0"
+
+	// mysqlColumns are what Load reads, in mysqlScan's order.
+	mysqlColumns = "data, owner, created_at, expires_at, deadline_at, version, idle_ms, persist, label, handle"
+	// mysqlSetMeta is an Update's SET when the change sets the lifetime
+	// or the label.
+	mysqlSetMeta = "data = ?, owner = ?, expires_at = ?, deadline_at = ?, idle_ms = ?, persist = ?, label = ?, version = version + 1"
 
 	// mysqlTimeLayout is how times are written: DATETIME(6) in UTC.
 	mysqlTimeLayout = "2006-01-02 15:04:05.000000"
@@ -150,7 +170,8 @@ func newMySQLStore(db *sql.DB, ownDB bool, opts MySQLOptions) (*MySQLStore, erro
 	t, err := sqltable.New(sqltable.Config{
 		DB: db, OwnDB: ownDB, Table: table, Batch: opts.CleanupBatch, Logger: opts.Logger,
 		Prefix: "session: mysql", StoreType: "MySQLStore", OptionsType: "MySQLOptions",
-		Errors: sqlErrors,
+		Upgrade: "it was created by an earlier version of package session; open the store once without MySQLOptions.NoCreateTable, or run MySQLStore.UpgradeTableSQL",
+		Errors:  sqlErrors,
 	})
 	if err != nil {
 		return nil, err
@@ -158,6 +179,9 @@ func newMySQLStore(db *sql.DB, ownDB bool, opts MySQLOptions) (*MySQLStore, erro
 	s := &MySQLStore{t: t, comb: &combine.Combiner[*Change, *Record]{}, q: buildMySQLQueries(table)}
 	if !opts.NoCreateTable {
 		if err := t.CreateTable(s.q.create); err != nil {
+			return nil, err
+		}
+		if err := t.Upgrade(s.q.hasColumns, s.q.upgrade); err != nil {
 			return nil, err
 		}
 	}
@@ -179,27 +203,43 @@ func buildMySQLQueries(table string) mysqlQueries {
 			"  id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,\n" +
 			"  data MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,\n" +
 			"  owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '',\n" +
+			"  " + mysqlHandleColumn + ",\n" +
+			"  " + mysqlLabelColumn + ",\n" +
 			"  created_at DATETIME(6) NOT NULL,\n" +
 			"  expires_at DATETIME(6) NOT NULL,\n" +
 			"  deadline_at DATETIME(6) NULL,\n" +
+			"  " + mysqlIdleColumn + ",\n" +
+			"  " + mysqlPersistColumn + ",\n" +
 			"  version BIGINT NOT NULL,\n" +
 			"  PRIMARY KEY (id),\n" +
-			"  KEY owner_idx (owner),\n" +
+			"  KEY owner_idx (owner, handle),\n" +
 			"  KEY expires_at_idx (expires_at)\n" +
 			") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-		load:             "SELECT data, owner, created_at, expires_at, deadline_at, version FROM " + t + " WHERE id = ? AND expires_at > ?",
+		hasColumns: "SELECT handle, label, idle_ms, persist FROM " + t + " LIMIT 0",
+		upgrade: "ALTER TABLE " + t + "\n" +
+			"  ADD COLUMN " + mysqlHandleColumn + " AFTER owner,\n" +
+			"  ADD COLUMN " + mysqlLabelColumn + " AFTER handle,\n" +
+			"  ADD COLUMN " + mysqlIdleColumn + " AFTER deadline_at,\n" +
+			"  ADD COLUMN " + mysqlPersistColumn + " AFTER idle_ms,\n" +
+			"  DROP KEY owner_idx,\n" +
+			"  ADD KEY owner_idx (owner, handle)",
+		load:             "SELECT " + mysqlColumns + " FROM " + t + " WHERE id = ? AND expires_at > ?",
 		exists:           "SELECT version FROM " + t + " WHERE id = ? AND expires_at > ?",
-		insert:           "INSERT INTO " + t + " (id, data, owner, created_at, expires_at, deadline_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		insert:           "INSERT INTO " + t + " (id, data, owner, created_at, expires_at, deadline_at, version, idle_ms, persist, label, handle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		deleteExpiredKey: "DELETE FROM " + t + " WHERE id = ? AND expires_at <= ?",
-		lockRow:          "SELECT data, owner, created_at, expires_at, deadline_at, version FROM " + t + " WHERE id = ? AND expires_at > ? FOR UPDATE",
+		lockRow:          "SELECT " + mysqlColumns + " FROM " + t + " WHERE id = ? AND expires_at > ? FOR UPDATE",
 		update:           "UPDATE " + t + " SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ?",
 		swap:             "UPDATE " + t + " SET data = ?, owner = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?",
 		swapExpires:      "UPDATE " + t + " SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?",
+		updateMeta:       "UPDATE " + t + " SET " + mysqlSetMeta + " WHERE id = ?",
+		swapMeta:         "UPDATE " + t + " SET " + mysqlSetMeta + " WHERE id = ? AND version = ? AND expires_at > ?",
 		touch:            "UPDATE " + t + " SET expires_at = ? WHERE id = ? AND expires_at > ?",
 		delete:           "DELETE FROM " + t + " WHERE id = ?",
 		// VARCHAR comparisons ignore trailing spaces (PAD SPACE), so the
 		// length check keeps "alice " from matching "alice".
 		deleteOwner:   "DELETE FROM " + t + " WHERE owner = ? AND LENGTH(owner) = ? AND id <> ?",
+		devices:       "SELECT handle, label, created_at, expires_at, idle_ms FROM " + t + " WHERE owner = ? AND LENGTH(owner) = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT ?",
+		deleteDevice:  "DELETE FROM " + t + " WHERE owner = ? AND LENGTH(owner) = ? AND handle = ? AND LENGTH(handle) = ? AND expires_at > ?",
 		deleteExpired: "DELETE FROM " + t + " WHERE expires_at <= ? LIMIT ?",
 	}
 }
@@ -208,9 +248,25 @@ func buildMySQLQueries(table string) mysqlQueries {
 // for deployments that run their own migrations with NoCreateTable set.
 // Store keys are ASCII and compared byte by byte; data holds the values as one
 // readable JSON object of up to 16 MB; times are UTC with microseconds and
-// no 2038 limit; a NULL deadline_at means no absolute deadline.
+// no 2038 limit; a NULL deadline_at means no absolute deadline; handle and
+// label name the session in its owner's list of devices, and idle_ms and
+// persist hold what [Session.Remember] chose (0: the Options').
 func (s *MySQLStore) CreateTableSQL() string {
 	return s.q.create
+}
+
+// UpgradeTableSQL returns the ALTER TABLE statement that brings a table
+// created by an earlier version of this package, without the handle,
+// label, idle_ms and persist columns, to the form of CreateTableSQL.
+// Unless NoCreateTable is set, the constructor runs it when the table
+// lacks the columns (a concurrent upgrade by another server is fine);
+// with NoCreateTable, run it once in a migration before the new version
+// serves requests: until then every statement fails on the missing
+// columns, loudly, with an error that says so. Sessions stored before it
+// get no handle, so they are listed by [Session.Devices] but can be ended
+// only all together ([Session.RevokeOwner]).
+func (s *MySQLStore) UpgradeTableSQL() string {
+	return s.q.upgrade
 }
 
 // Close stops the cleanup and waits for it to finish, then closes the pool
@@ -246,14 +302,17 @@ func mysqlScan(scan func(dest ...any) error) (*Record, error) {
 		data                       []byte
 		rec                        Record
 		created, expires, deadline mysqlTime
+		idleMS                     int64
+		persist                    uint8
 	)
-	if err := scan(&data, &rec.Owner, &created, &expires, &deadline, &rec.Version); err != nil {
+	if err := scan(&data, &rec.Owner, &created, &expires, &deadline, &rec.Version, &idleMS, &persist, &rec.Label, &rec.Handle); err != nil {
 		return nil, err
 	}
 	if !created.valid || !expires.valid {
 		return nil, fmt.Errorf("%w: stored row has a NULL time", ErrCorrupt)
 	}
 	rec.Created, rec.Expires, rec.Deadline = created.t, expires.t, deadline.t
+	rec.IdleTimeout, rec.Persist = time.Duration(idleMS)*time.Millisecond, CookiePersistence(persist)
 	var err error
 	if rec.Values, err = jsonobj.Decode(data); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -271,7 +330,7 @@ func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error 
 	}
 	const version = 1
 	err = s.t.Insert(ctx, key, mysqlFormatTime(s.t.Now()), s.q.insert, s.q.deleteExpiredKey,
-		key, row.data, rec.Owner, row.created, row.expires, row.deadline, version)
+		key, row.data, rec.Owner, row.created, row.expires, row.deadline, version, row.idleMS, int64(rec.Persist), rec.Label, rec.Handle)
 	if err != nil {
 		return err
 	}
@@ -309,7 +368,11 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 				return err
 			}
 			rec.Version = old.Version + 1 // what version = version + 1 stores
-			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
+			mysqlStored(rec)
+			if mysqlMetaChanged(old, rec) {
+				_, err = tx.ExecContext(ctx, s.q.updateMeta, row.data, rec.Owner, row.expires, row.deadline, row.idleMS, int64(rec.Persist), rec.Label, key)
+				return err
+			}
 			_, err = tx.ExecContext(ctx, s.q.update, row.data, rec.Owner, row.expires, key)
 			return err
 		},
@@ -322,16 +385,20 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 			}
 			var n int64
 			now := mysqlFormatTime(s.t.Now())
-			if rec.Expires.Equal(base.Expires) {
+			switch {
+			case mysqlMetaChanged(base, rec):
+				n, err = s.t.Changed(ctx, "update", s.q.swapMeta, row.data, rec.Owner, row.expires, row.deadline, row.idleMS, int64(rec.Persist), rec.Label,
+					key, base.Version, now)
+			case rec.Expires.Equal(base.Expires):
 				n, err = s.t.Changed(ctx, "update", s.q.swap, row.data, rec.Owner, key, base.Version, now)
-			} else {
+			default:
 				n, err = s.t.Changed(ctx, "update", s.q.swapExpires, row.data, rec.Owner, row.expires, key, base.Version, now)
 			}
 			if err != nil || n == 0 {
 				return nil, false, err
 			}
 			rec.Version = base.Version + 1
-			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
+			mysqlStored(rec)
 			return rec, true, nil
 		},
 	}
@@ -360,8 +427,9 @@ func (s *MySQLStore) Rename(ctx context.Context, oldKey, newKey string, ch *Chan
 				return err
 			}
 			rec.Version = 1
-			rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
-			_, err = tx.ExecContext(ctx, s.q.insert, key, row.data, rec.Owner, row.created, row.expires, row.deadline, rec.Version)
+			mysqlStored(rec)
+			_, err = tx.ExecContext(ctx, s.q.insert, key, row.data, rec.Owner, row.created, row.expires, row.deadline, rec.Version,
+				row.idleMS, int64(rec.Persist), rec.Label, rec.Handle)
 			return err
 		})
 }
@@ -399,6 +467,39 @@ func (s *MySQLStore) DeleteOwner(ctx context.Context, owner, exceptKey string) (
 	return int(n), err
 }
 
+// Devices implements [DeviceStore]: one SELECT on the owner index, at
+// most limit rows, those that expire last.
+func (s *MySQLStore) Devices(ctx context.Context, owner string, limit int) ([]DeviceRecord, error) {
+	if owner == "" || limit <= 0 {
+		return nil, nil
+	}
+	var out []DeviceRecord
+	err := s.t.Query(ctx, "devices", s.q.devices, []any{owner, len(owner), mysqlFormatTime(s.t.Now()), limit}, func(rows *sql.Rows) error {
+		var (
+			d                DeviceRecord
+			created, expires mysqlTime
+			idleMS           int64
+		)
+		if err := rows.Scan(&d.Handle, &d.Label, &created, &expires, &idleMS); err != nil {
+			return err
+		}
+		d.Created, d.Expires, d.IdleTimeout = created.t, expires.t, time.Duration(idleMS)*time.Millisecond
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteDevice implements [DeviceStore]. Owners and handles match byte for
+// byte: case and trailing spaces count.
+func (s *MySQLStore) DeleteDevice(ctx context.Context, owner, handle string) (bool, error) {
+	if owner == "" || handle == "" {
+		return false, nil
+	}
+	n, err := s.t.Changed(ctx, "delete device", s.q.deleteDevice, owner, len(owner), handle, len(handle), mysqlFormatTime(s.t.Now()))
+	return n > 0, err
+}
+
 // Lock implements [Locker] with GET_LOCK on a connection of its own, which
 // it keeps until unlock. The server waits at most until ctx's deadline
 // (rounded up to a second); a cancelled ctx closes the connection, which
@@ -427,6 +528,7 @@ func (s *MySQLStore) Lock(ctx context.Context, key string) (Lease, error) {
 type mysqlRowValues struct {
 	data                       string
 	created, expires, deadline any
+	idleMS                     int64
 }
 
 func mysqlRow(key string, rec *Record) (mysqlRowValues, error) {
@@ -447,13 +549,22 @@ func mysqlCheck(key string, rec *Record) error {
 	if !utf8.ValidString(rec.Owner) || utf8.RuneCountInString(rec.Owner) > 255 {
 		return errors.New("owner must be valid UTF-8 of at most 255 characters")
 	}
+	if !utf8.ValidString(rec.Label) || utf8.RuneCountInString(rec.Label) > 255 {
+		return errors.New("label must be valid UTF-8 of at most 255 characters")
+	}
+	if rec.Handle != "" && (len(rec.Handle) > 32 || sqltable.CheckKey(rec.Handle) != nil) {
+		return errors.New("handle must be printable ASCII without spaces, at most 32 bytes")
+	}
+	if rec.IdleTimeout < 0 {
+		return fmt.Errorf("negative idle timeout %v", rec.IdleTimeout)
+	}
 	return sqltable.CheckValues(rec.Values)
 }
 
 // mysqlChecked is mysqlRow for a record mysqlCheck accepted: an Update
 // checks each change's result once and encodes only what it writes.
 func mysqlChecked(rec *Record) (mysqlRowValues, error) {
-	row := mysqlRowValues{data: string(jsonobj.Encode(rec.Values))}
+	row := mysqlRowValues{data: string(jsonobj.Encode(rec.Values)), idleMS: rec.IdleTimeout.Milliseconds()}
 	var err error
 	if row.created, err = mysqlCheckTime("created", rec.Created); err != nil {
 		return row, err
@@ -467,6 +578,22 @@ func mysqlChecked(rec *Record) (mysqlRowValues, error) {
 		}
 	}
 	return row, nil
+}
+
+// mysqlStored gives rec the precision its row keeps: times in UTC to the
+// microsecond, the idle timeout to the millisecond.
+func mysqlStored(rec *Record) {
+	rec.Expires = rec.Expires.UTC().Truncate(time.Microsecond)
+	if !rec.Deadline.IsZero() {
+		rec.Deadline = rec.Deadline.UTC().Truncate(time.Microsecond)
+	}
+	rec.IdleTimeout = rec.IdleTimeout.Truncate(time.Millisecond)
+}
+
+// mysqlMetaChanged reports whether rec's lifetime or label differ from
+// old's, which the plain UPDATE leaves as stored.
+func mysqlMetaChanged(old, rec *Record) bool {
+	return rec.Label != old.Label || rec.IdleTimeout != old.IdleTimeout || rec.Persist != old.Persist || !rec.Deadline.Equal(old.Deadline)
 }
 
 // mysqlCheckTime formats t for a DATETIME(6) column, which holds years

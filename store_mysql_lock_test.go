@@ -295,13 +295,13 @@ func TestMySQLLeaseOneConnection(t *testing.T) {
 	}
 	ls := lease.Store()
 	mock.ExpectQuery(sqlLoad).WithArgs(mockKey, mockNowSQL).WillReturnRows(
-		sqlmock.NewRows(mockLoadCols).AddRow(sqltest.MockValuesSQL, "alice", sqltest.MockCreated, sqltest.MockExpires, sqltest.MockDeadline, 7))
+		sqlmock.NewRows(mockLoadCols).AddRow(sqltest.MockValuesSQL, "alice", sqltest.MockCreated, sqltest.MockExpires, sqltest.MockDeadline, 7, 0, 0, "", ""))
 	mock.ExpectBegin()
 	mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockLockedRow(sqltest.MockValuesSQL))
 	mock.ExpectExec(sqlUpdate).WithArgs(`{"count":2,"user_id":"k3j2"}`, "alice", "2025-03-01 12:30:00.000000", mockKey).WillReturnResult(sqlmock.NewResult(0, 1))
 	mock.ExpectCommit()
 	mock.ExpectExec(sqlTouch).WithArgs("2025-03-01 12:30:00.000000", mockKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 1))
-	mock.ExpectExec(sqlInsert).WithArgs("k2", sqltest.MockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1).WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectExec(sqlInsert).WithArgs("k2", sqltest.MockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1, 0, 0, "", "").WillReturnResult(sqlmock.NewResult(0, 1))
 	mock.ExpectExec(sqlDelete).WithArgs("k2").WillReturnResult(sqlmock.NewResult(0, 1))
 	mock.ExpectExec(sqlDeleteOwner).WithArgs("alice", 5, mockKey).WillReturnResult(sqlmock.NewResult(0, 0))
 	mock.ExpectQuery(sqltest.SQLReleaseLock).WithArgs(name).WillReturnRows(sqlmock.NewRows([]string{"RELEASE_LOCK"}).AddRow(1))

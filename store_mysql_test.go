@@ -29,32 +29,48 @@ const (
 		"  id VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,\n" +
 		"  data MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,\n" +
 		"  owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '',\n" +
+		"  handle VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',\n" +
+		"  label VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '',\n" +
 		"  created_at DATETIME(6) NOT NULL,\n" +
 		"  expires_at DATETIME(6) NOT NULL,\n" +
 		"  deadline_at DATETIME(6) NULL,\n" +
+		"  idle_ms BIGINT NOT NULL DEFAULT 0,\n" +
+		"  persist TINYINT UNSIGNED NOT NULL DEFAULT 0,\n" +
 		"  version BIGINT NOT NULL,\n" +
 		"  PRIMARY KEY (id),\n" +
-		"  KEY owner_idx (owner),\n" +
+		"  KEY owner_idx (owner, handle),\n" +
 		"  KEY expires_at_idx (expires_at)\n" +
 		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
-	sqlLoad          = "SELECT data, owner, created_at, expires_at, deadline_at, version FROM `sessions` WHERE id = ? AND expires_at > ?"
+	sqlHasColumns = "SELECT handle, label, idle_ms, persist FROM `sessions` LIMIT 0"
+	sqlUpgrade    = "ALTER TABLE `sessions`\n" +
+		"  ADD COLUMN handle VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '' AFTER owner,\n" +
+		"  ADD COLUMN label VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '' AFTER handle,\n" +
+		"  ADD COLUMN idle_ms BIGINT NOT NULL DEFAULT 0 AFTER deadline_at,\n" +
+		"  ADD COLUMN persist TINYINT UNSIGNED NOT NULL DEFAULT 0 AFTER idle_ms,\n" +
+		"  DROP KEY owner_idx,\n" +
+		"  ADD KEY owner_idx (owner, handle)"
+	sqlLoad          = "SELECT data, owner, created_at, expires_at, deadline_at, version, idle_ms, persist, label, handle FROM `sessions` WHERE id = ? AND expires_at > ?"
 	sqlExists        = "SELECT version FROM `sessions` WHERE id = ? AND expires_at > ?"
-	sqlInsert        = "INSERT INTO `sessions` (id, data, owner, created_at, expires_at, deadline_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)"
+	sqlInsert        = "INSERT INTO `sessions` (id, data, owner, created_at, expires_at, deadline_at, version, idle_ms, persist, label, handle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	sqlDeleteExpKey  = "DELETE FROM `sessions` WHERE id = ? AND expires_at <= ?"
-	sqlLockRow       = "SELECT data, owner, created_at, expires_at, deadline_at, version FROM `sessions` WHERE id = ? AND expires_at > ? FOR UPDATE"
+	sqlLockRow       = "SELECT data, owner, created_at, expires_at, deadline_at, version, idle_ms, persist, label, handle FROM `sessions` WHERE id = ? AND expires_at > ? FOR UPDATE"
 	sqlUpdate        = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ?"
 	sqlSwap          = "UPDATE `sessions` SET data = ?, owner = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?"
 	sqlSwapExpires   = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?"
+	sqlUpdateMeta    = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, deadline_at = ?, idle_ms = ?, persist = ?, label = ?, version = version + 1 WHERE id = ?"
+	sqlSwapMeta      = "UPDATE `sessions` SET data = ?, owner = ?, expires_at = ?, deadline_at = ?, idle_ms = ?, persist = ?, label = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?"
 	sqlTouch         = "UPDATE `sessions` SET expires_at = ? WHERE id = ? AND expires_at > ?"
 	sqlDelete        = "DELETE FROM `sessions` WHERE id = ?"
 	sqlDeleteOwner   = "DELETE FROM `sessions` WHERE owner = ? AND LENGTH(owner) = ? AND id <> ?"
+	sqlDevices       = "SELECT handle, label, created_at, expires_at, idle_ms FROM `sessions` WHERE owner = ? AND LENGTH(owner) = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT ?"
+	sqlDeleteDevice  = "DELETE FROM `sessions` WHERE owner = ? AND LENGTH(owner) = ? AND handle = ? AND LENGTH(handle) = ? AND expires_at > ?"
 	sqlDeleteExpired = "DELETE FROM `sessions` WHERE expires_at <= ? LIMIT ?"
 )
 
 // mockNowSQL is sqltest.MockNow as the store sends it.
 const mockNowSQL = "2025-03-01 12:00:00.123456"
 
-var mockLoadCols = []string{"data", "owner", "created_at", "expires_at", "deadline_at", "version"}
+var mockLoadCols = []string{"data", "owner", "created_at", "expires_at", "deadline_at", "version", "idle_ms", "persist", "label", "handle"}
 
 // sqlErrs are the sentinels the shared SQL checks test errors against.
 var sqlErrs = sqltest.Errors{
@@ -80,6 +96,7 @@ func newMockStoreDB(t *testing.T, opts MySQLOptions) (*MySQLStore, sqlmock.Sqlmo
 	}
 	if !opts.NoCreateTable {
 		mock.ExpectExec(sqlCreateSessions).WillReturnResult(sqlmock.NewResult(0, 0))
+		mock.ExpectQuery(sqlHasColumns).WithoutArgs().WillReturnRows(sqlmock.NewRows([]string{"handle", "label", "idle_ms", "persist"}))
 	}
 	s, err := NewMySQLStore(db, opts)
 	if err != nil {
@@ -105,6 +122,12 @@ func TestMySQLCreateTable(t *testing.T) {
 		return strings.Replace(sqlCreateSessions, "`sessions`", "`"+table+"`", 1)
 	}, func(db *sql.DB, table string) (*MySQLStore, error) {
 		return NewMySQLStore(db, MySQLOptions{Table: table, CleanupInterval: -1})
+	}, func(m sqlmock.Sqlmock, table string) {
+		if table == "" {
+			table = "sessions"
+		}
+		m.ExpectQuery(strings.Replace(sqlHasColumns, "`sessions`", "`"+table+"`", 1)).WithoutArgs().
+			WillReturnRows(sqlmock.NewRows([]string{"handle", "label", "idle_ms", "persist"}))
 	})
 }
 
@@ -194,7 +217,7 @@ func TestMySQLLoad(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
 			mock.ExpectQuery(sqlLoad).WithArgs(mockKey, mockNowSQL).WillReturnRows(
-				sqlmock.NewRows(mockLoadCols).AddRow(sqltest.MockValuesSQL, "alice", tt.created, tt.expires, tt.deadline, 7))
+				sqlmock.NewRows(mockLoadCols).AddRow(sqltest.MockValuesSQL, "alice", tt.created, tt.expires, tt.deadline, 7, 0, 0, "", ""))
 			rec, err := s.Load(context.Background(), mockKey)
 			if err != nil {
 				t.Fatal(err)
@@ -207,7 +230,7 @@ func TestMySQLLoad(t *testing.T) {
 
 func checkRecord(t *testing.T, got, want *Record) {
 	t.Helper()
-	sqltest.CheckRecord(t, sqltest.Record(*got), sqltest.Record(*want))
+	sqltest.CheckRecord(t, sqltest.RecordOf(got), sqltest.RecordOf(want))
 }
 
 // TestMySQLLoadMissOrExpired proves that expiry is filtered by the query
@@ -234,11 +257,12 @@ func TestMySQLLoadBadRow(t *testing.T) {
 		row  []driver.Value
 		want string
 	}{
-		{"data not JSON", []driver.Value{"{count:1", "", "2025-03-01 11:00:00", "2025-03-01 12:30:00", nil, 1}, "not a JSON object"},
-		{"data an array", []driver.Value{"[1]", "", "2025-03-01 11:00:00", "2025-03-01 12:30:00", nil, 1}, "not a JSON object"},
-		{"zero date", []driver.Value{"{}", "", "0000-00-00 00:00:00", "2025-03-01 12:30:00", nil, 1}, "stored time"},
-		{"NULL created", []driver.Value{"{}", "", nil, "2025-03-01 12:30:00", nil, 1}, "NULL time"},
-		{"time of another type", []driver.Value{"{}", "", int64(5), "2025-03-01 12:30:00", nil, 1}, "as a time"},
+		{"data not JSON", []driver.Value{"{count:1", "", "2025-03-01 11:00:00", "2025-03-01 12:30:00", nil, 1, 0, 0, "", ""}, "not a JSON object"},
+		{"data an array", []driver.Value{"[1]", "", "2025-03-01 11:00:00", "2025-03-01 12:30:00", nil, 1, 0, 0, "", ""}, "not a JSON object"},
+		{"zero date", []driver.Value{"{}", "", "0000-00-00 00:00:00", "2025-03-01 12:30:00", nil, 1, 0, 0, "", ""}, "stored time"},
+		{"NULL created", []driver.Value{"{}", "", nil, "2025-03-01 12:30:00", nil, 1, 0, 0, "", ""}, "NULL time"},
+		{"time of another type", []driver.Value{"{}", "", int64(5), "2025-03-01 12:30:00", nil, 1, 0, 0, "", ""}, "as a time"},
+		{"persist out of range", []driver.Value{"{}", "", "2025-03-01 11:00:00", "2025-03-01 12:30:00", nil, 1, 0, 300, "", ""}, "persist"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,7 +302,7 @@ func TestMySQLCreate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
 			mock.ExpectExec(sqlInsert).
-				WithArgs(mockKey, data, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", tt.arg, 1).
+				WithArgs(mockKey, data, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", tt.arg, 1, 0, 0, "", "").
 				WillReturnResult(sqlmock.NewResult(0, 1))
 			rec := &Record{Values: values, Owner: "alice", Created: sqltest.MockCreated, Expires: sqltest.MockExpires, Deadline: tt.deadline, Version: 42}
 			if err := s.Create(context.Background(), mockKey, rec); err != nil {
@@ -295,7 +319,7 @@ func TestMySQLCreateTakenKey(t *testing.T) {
 	sqltest.RunCreateTakenKey(t, sqlErrs, sqltest.CreateTaken{
 		Prefix:        "session: mysql: create",
 		Insert:        sqlInsert,
-		InsertArgs:    []driver.Value{mockKey, sqltest.MockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1},
+		InsertArgs:    []driver.Value{mockKey, sqltest.MockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1, 0, 0, "", ""},
 		DeleteExpired: sqlDeleteExpKey,
 		DeleteArgs:    []driver.Value{mockKey, mockNowSQL},
 		Open: func(t *testing.T) (sqlmock.Sqlmock, func() error) {
@@ -359,7 +383,7 @@ func TestMySQLBadRecord(t *testing.T) {
 // mockLockedRow is the row an Update's SELECT ... FOR UPDATE reads: data
 // (sqltest.MockValuesSQL unless a test says otherwise), owned by alice, version 7.
 func mockLockedRow(data string) *sqlmock.Rows {
-	return sqlmock.NewRows(mockLoadCols).AddRow(data, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 7)
+	return sqlmock.NewRows(mockLoadCols).AddRow(data, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 7, 0, 0, "", "")
 }
 
 // TestMySQLUpdate: Update is one transaction, BEGIN, the row read with its
@@ -454,7 +478,7 @@ func TestMySQLUpdateSwap(t *testing.T) {
 			WillReturnResult(sqlmock.NewResult(0, 0))
 		mock.ExpectBegin()
 		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(
-			sqlmock.NewRows(mockLoadCols).AddRow(`{"count":5,"user_id":"k3j2"}`, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 9))
+			sqlmock.NewRows(mockLoadCols).AddRow(`{"count":5,"user_id":"k3j2"}`, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 9, 0, 0, "", ""))
 		mock.ExpectExec(sqlUpdate).WithArgs(`{"count":6,"user_id":"k3j2"}`, "alice", "2025-03-01 12:30:00.000000", mockKey).
 			WillReturnResult(sqlmock.NewResult(0, 1))
 		mock.ExpectCommit()
@@ -467,7 +491,7 @@ func TestMySQLUpdateSwap(t *testing.T) {
 		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
 		mock.ExpectBegin()
 		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(
-			sqlmock.NewRows(mockLoadCols).AddRow(`{"count":1,"user_id":7}`, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 9))
+			sqlmock.NewRows(mockLoadCols).AddRow(`{"count":1,"user_id":7}`, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-02 11:00:00.000000", 9, 0, 0, "", ""))
 		mock.ExpectExec(sqlUpdate).WithArgs(`{"count":1,"user_id":8}`, "alice", "2025-03-01 12:30:00.000000", mockKey).
 			WillReturnResult(sqlmock.NewResult(0, 1))
 		mock.ExpectCommit()
@@ -671,7 +695,7 @@ var mockOps = []sqltest.Op[*MySQLStore]{
 		m.ExpectQuery(sqlLoad).WithArgs(mockKey, mockNowSQL).WillDelayFor(d).WillReturnError(err)
 	}, Call: func(ctx context.Context, s *MySQLStore) error { _, err := s.Load(ctx, mockKey); return err }},
 	{Name: "create", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
-		m.ExpectExec(sqlInsert).WithArgs(mockKey, sqltest.MockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1).
+		m.ExpectExec(sqlInsert).WithArgs(mockKey, sqltest.MockValuesSQL, "", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", nil, 1, 0, 0, "", "").
 			WillDelayFor(d).WillReturnError(err)
 	}, Call: func(ctx context.Context, s *MySQLStore) error {
 		return s.Create(ctx, mockKey, &Record{Values: sqltest.MockValues, Created: sqltest.MockCreated, Expires: sqltest.MockExpires})
@@ -695,6 +719,15 @@ var mockOps = []sqltest.Op[*MySQLStore]{
 	{Name: "delete owner", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlDeleteOwner).WithArgs("alice", 5, "").WillDelayFor(d).WillReturnError(err)
 	}, Call: func(ctx context.Context, s *MySQLStore) error { _, err := s.DeleteOwner(ctx, "alice", ""); return err }},
+	{Name: "devices", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectQuery(sqlDevices).WithArgs("alice", 5, mockNowSQL, 10).WillDelayFor(d).WillReturnError(err)
+	}, Call: func(ctx context.Context, s *MySQLStore) error { _, err := s.Devices(ctx, "alice", 10); return err }},
+	{Name: "delete device", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
+		m.ExpectExec(sqlDeleteDevice).WithArgs("alice", 5, "h1", 2, mockNowSQL).WillDelayFor(d).WillReturnError(err)
+	}, Call: func(ctx context.Context, s *MySQLStore) error {
+		_, err := s.DeleteDevice(ctx, "alice", "h1")
+		return err
+	}},
 	{Name: "delete expired", Expect: func(m sqlmock.Sqlmock, d time.Duration, err error) {
 		m.ExpectExec(sqlDeleteExpired).WithArgs(mockNowSQL, 1000).WillDelayFor(d).WillReturnError(err)
 	}, Call: func(ctx context.Context, s *MySQLStore) error { _, err := s.DeleteExpired(ctx); return err }},

@@ -101,6 +101,12 @@ type Options struct {
 //   - Record.Created and Record.Deadline are not kept: Load returns them
 //     zero, so session.Options.Lifetime is not enforced on these sessions; only
 //     the idle timeout is.
+//   - Record.IdleTimeout, Persist, Label and Handle are not kept: a record
+//     or change that sets them fails with an error wrapping
+//     errors.ErrUnsupported ([session.Session.Remember],
+//     [session.Session.ForgetOnClose] and [session.Session.SetLabel] do not
+//     work in Koa mode), and Store does not implement
+//     [session.DeviceStore].
 //   - Expires is kept to the millisecond.
 //
 // Values are written as raw UTF-8 JSON. Koa's MySQL connection is utf8mb3,
@@ -427,6 +433,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // errOwner explains why owners are refused.
 var errOwner = fmt.Errorf("%w: a Koa session table has no owner column, so SetOwner, Revoke and RevokeOwner do not work in Koa mode", errors.ErrUnsupported)
 
+// errLifetime and errLabel explain why a session's own lifetime and its
+// label are refused.
+var (
+	errLifetime = fmt.Errorf("%w: a Koa session table has no column for a session's own lifetime, so Remember and ForgetOnClose do not work in Koa mode", errors.ErrUnsupported)
+	errLabel    = fmt.Errorf("%w: a Koa session table has no label or handle column, so SetLabel and Devices do not work in Koa mode", errors.ErrUnsupported)
+)
+
 // Lock implements [session.Locker] with GET_LOCK, exactly as
 // [session.MySQLStore.Lock]. It serializes the Go app's requests of a
 // session; Koa's requests never take it.
@@ -452,6 +465,12 @@ func (s *Store) row(key string, rec *session.Record) (data string, expires int64
 	}
 	if rec.Owner != "" {
 		return "", 0, errOwner
+	}
+	if rec.IdleTimeout != 0 || rec.Persist != session.CookieDefault {
+		return "", 0, errLifetime
+	}
+	if rec.Label != "" || rec.Handle != "" {
+		return "", 0, errLabel
 	}
 	if data, err = sqltable.EncodeValues(rec.Values); err != nil {
 		return "", 0, err

@@ -70,7 +70,7 @@ func TestKoaConformance(t *testing.T) {
 		t.Run(form.name, func(t *testing.T) {
 			cfg, _, table := koaTestTable(t, form.koaForm)
 			opts := koa.Options{Table: table, CleanupInterval: 20 * time.Millisecond}
-			sessiontest.RunWith(t, sessiontest.RunOptions{NoCreatedDeadline: true, Precision: time.Millisecond},
+			sessiontest.RunWith(t, sessiontest.RunOptions{NoCreatedDeadline: true, Precision: time.Millisecond, NoLifetimeLabel: true},
 				func(t *testing.T) session.Store { return openKoaTestStore(t, cfg, opts) })
 		})
 	}

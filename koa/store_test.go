@@ -89,7 +89,7 @@ func newKoaMockStore(t *testing.T, opts Options) (*Store, sqlmock.Sqlmock) {
 
 func checkRecord(t *testing.T, got, want *session.Record) {
 	t.Helper()
-	sqltest.CheckRecord(t, sqltest.Record(*got), sqltest.Record(*want))
+	sqltest.CheckRecord(t, sqltest.RecordOf(got), sqltest.RecordOf(want))
 }
 
 func TestKoaMockTimes(t *testing.T) {
@@ -371,6 +371,10 @@ func TestKoaBadRecord(t *testing.T) {
 		{"empty key", "", good, "invalid key", nil},
 		{"key with space", koaMockKey + " ", good, "invalid key", nil},
 		{"owner", koaMockKey, func() *session.Record { r := good(); r.Owner = "alice"; return r }, "no owner column", errors.ErrUnsupported},
+		{"idle timeout", koaMockKey, func() *session.Record { r := good(); r.IdleTimeout = time.Hour; return r }, "Remember", errors.ErrUnsupported},
+		{"persistent cookie", koaMockKey, func() *session.Record { r := good(); r.Persist = session.CookiePersistent; return r }, "Remember", errors.ErrUnsupported},
+		{"label", koaMockKey, func() *session.Record { r := good(); r.Label = "Firefox"; return r }, "SetLabel", errors.ErrUnsupported},
+		{"handle", koaMockKey, func() *session.Record { r := good(); r.Handle = "q2JvYXJkLWhhbmRsZS0xMg"; return r }, "Devices", errors.ErrUnsupported},
 		{"no values", koaMockKey, func() *session.Record { r := good(); r.Values = nil; return r }, "no values", nil},
 		{"only empty values", koaMockKey, func() *session.Record {
 			r := good()

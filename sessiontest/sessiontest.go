@@ -9,7 +9,10 @@
 // is told by the interfaces it implements, not by options: the owner index
 // is checked when the store implements [session.OwnerStore] (and a store
 // that does not must refuse an owner), the lock when it implements
-// [session.Locker].
+// [session.Locker], and a session's own lifetime, label and handle
+// (Record.IdleTimeout, Persist, Label, Handle) with the list of devices
+// when it implements [session.DeviceStore] (and a store that
+// [RunOptions].NoLifetimeLabel says keeps none must refuse them).
 //
 // Times are built in UTC and truncated to the microsecond, the precision SQL
 // databases keep (or to [RunOptions].Precision), and compared with
@@ -58,6 +61,10 @@ type RunOptions struct {
 	// Precision is how finely the store keeps times, such as
 	// time.Millisecond. Default time.Microsecond.
 	Precision time.Duration
+	// NoLifetimeLabel: the store keeps none of Record.IdleTimeout,
+	// Persist, Label and Handle, and refuses a record or change that sets
+	// them with an error wrapping errors.ErrUnsupported.
+	NoLifetimeLabel bool
 }
 
 // suite is one run's RunOptions, with the defaults filled in.
@@ -106,6 +113,9 @@ func RunWith(t *testing.T, opts RunOptions, newStore func(t *testing.T) session.
 		storeTests = append(storeTests,
 			storeTest{"RenameMoves", c.testRenameMoves},
 			storeTest{"RenameRefusals", c.testRenameRefusals})
+	}
+	for _, tc := range c.lifetimeDeviceTests(newStore(t)) {
+		storeTests = append(storeTests, storeTest(tc))
 	}
 	storeTests = append(storeTests,
 		storeTest{"LoadedRecordIsSnapshot", c.testSnapshot},
@@ -688,6 +698,11 @@ func (c *suite) testCancelled(t *testing.T, s session.Store) {
 	if o, ok := s.(session.OwnerStore); ok {
 		calls = append(calls, call{"DeleteOwner", func() error { _, err := o.DeleteOwner(ctx, loaded.Owner, ""); return err }})
 	}
+	if d, ok := s.(session.DeviceStore); ok {
+		calls = append(calls,
+			call{"Devices", func() error { _, err := d.Devices(ctx, loaded.Owner, 10); return err }},
+			call{"DeleteDevice", func() error { _, err := d.DeleteDevice(ctx, loaded.Owner, "h"); return err }})
+	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.call(); !errors.Is(err, context.Canceled) {
@@ -1084,6 +1099,10 @@ func (c *suite) checkRecord(t *testing.T, got, want *session.Record) {
 	}
 	if got.Owner != want.Owner {
 		t.Errorf("Owner = %q, want %q", got.Owner, want.Owner)
+	}
+	if got.IdleTimeout != want.IdleTimeout || got.Persist != want.Persist || got.Label != want.Label || got.Handle != want.Handle {
+		t.Errorf("IdleTimeout, Persist, Label, Handle = %v, %d, %q, %q; want %v, %d, %q, %q",
+			got.IdleTimeout, got.Persist, got.Label, got.Handle, want.IdleTimeout, want.Persist, want.Label, want.Handle)
 	}
 	for _, f := range []struct {
 		name      string

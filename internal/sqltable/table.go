@@ -52,6 +52,9 @@ type Config struct {
 	// "MySQLStore" and "MySQLOptions".
 	StoreType, OptionsType string
 	Errors                 Errors
+	// Upgrade names what brings an older table up to date (a method that
+	// returns an ALTER TABLE), for the error of a missing column.
+	Upgrade string
 }
 
 // Table is one store's table. A lease's store works on a copy bound to the
@@ -73,6 +76,8 @@ type Table struct {
 	errs   Errors
 	// Now is the clock: time.Now, or a test's.
 	Now func() time.Time
+	// upgrade says how to add missing columns, or "".
+	upgrade string
 
 	life *life
 }
@@ -89,6 +94,7 @@ type life struct {
 // runner is what *sql.DB and *sql.Conn have in common.
 type runner interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
@@ -99,6 +105,8 @@ const (
 
 	errDupEntry        = 1062
 	errNoSuchTable     = 1146
+	errBadField        = 1054
+	errDupField        = 1060
 	errLockWaitTimeout = 1205
 	errDeadlock        = 1213
 	errShutdown        = 1053
@@ -122,7 +130,7 @@ func New(cfg Config) (*Table, error) {
 	}
 	return &Table{
 		db: cfg.DB, run: cfg.DB, ownDB: cfg.OwnDB, name: cfg.Table, batch: cfg.Batch, logger: cfg.Logger,
-		prefix: cfg.Prefix, errs: cfg.Errors, Now: time.Now, life: &life{},
+		prefix: cfg.Prefix, errs: cfg.Errors, Now: time.Now, life: &life{}, upgrade: cfg.Upgrade,
 		hint: fmt.Sprintf("create it (see %s.CreateTableSQL) or leave %s.NoCreateTable false", cfg.StoreType, cfg.OptionsType),
 	}, nil
 }
@@ -139,6 +147,28 @@ func (t *Table) CreateTable(query string) error {
 	// I/O timeouts bound this statement.
 	if _, err := t.db.ExecContext(context.Background(), query); err != nil {
 		return t.Fail(context.Background(), "create table", err)
+	}
+	return nil
+}
+
+// Upgrade brings a table of an earlier version of the store up to date:
+// when check, a query of the columns that version lacked, fails on an
+// unknown column, it runs alter, which adds them. A column that another
+// server added first is no failure.
+func (t *Table) Upgrade(check, alter string) error {
+	// As CREATE TABLE: the driver's own timeouts bound these statements.
+	ctx := context.Background()
+	var col any
+	err := t.QueryRow(ctx, check, nil, &col)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // the table has the columns
+	case !isMySQLError(err, errBadField):
+		return t.Fail(ctx, "upgrade table", err)
+	}
+	t.logger.Warn(t.prefix+": upgrading the table of an earlier version", "table", t.name)
+	if _, err := t.Exec(ctx, alter); err != nil && !isMySQLError(err, errDupField) {
+		return t.Fail(ctx, "upgrade table", err)
 	}
 	return nil
 }
@@ -265,6 +295,32 @@ func (t *Table) QueryRow(ctx context.Context, query string, args []any, dest ...
 	return err
 }
 
+// Query runs one query and calls scan for each row it returns, once
+// more after a deadlock (before any row was scanned); a failure comes
+// back wrapped for op.
+func (t *Table) Query(ctx context.Context, op, query string, args []any, scan func(*sql.Rows) error) error {
+	if err := t.lostLock(); err != nil {
+		return err
+	}
+	rows, err := t.run.QueryContext(ctx, query, args...)
+	if retryable(err) && ctx.Err() == nil {
+		rows, err = t.run.QueryContext(ctx, query, args...)
+	}
+	if err != nil {
+		return t.Fail(ctx, op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return t.Fail(ctx, op, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return t.Fail(ctx, op, err)
+	}
+	return nil
+}
+
 // lostLock fails a lease's store once its lock is known to be lost,
 // before anything is sent.
 func (t *Table) lostLock() error {
@@ -376,6 +432,8 @@ func (t *Table) Fail(ctx context.Context, op string, err error) error {
 	switch {
 	case isMySQLError(err, errNoSuchTable):
 		return fmt.Errorf("%s: %s: table `%s` does not exist: %s: %w", t.prefix, op, t.name, t.hint, err)
+	case isMySQLError(err, errBadField) && t.upgrade != "":
+		return fmt.Errorf("%s: %s: table `%s` lacks a column: %s: %w", t.prefix, op, t.name, t.upgrade, err)
 	case retryable(err):
 		return fmt.Errorf("%s: %s: failed again after one retry: %w", t.prefix, op, err)
 	case isMySQLError(err, errLockWaitTimeout):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/json"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -78,13 +79,28 @@ func CheckRefused[S interface{ Close() error }](t *testing.T, open func(*sql.DB)
 	}
 }
 
-// Record has the fields of session.Record, in its order, so that a
-// session.Record converts to it: sqltest.Record(*rec).
+// Record has the fields of session.Record, which [RecordOf] copies into
+// it.
 type Record struct {
 	Values                     map[string]json.RawMessage
 	Owner                      string
 	Created, Expires, Deadline time.Time
+	IdleTimeout                time.Duration
+	Persist                    uint8
+	Label, Handle              string
 	Version                    int64
+}
+
+// RecordOf copies a session.Record, or a pointer to one, into a Record,
+// field by field by name.
+func RecordOf(rec any) Record {
+	v := reflect.Indirect(reflect.ValueOf(rec))
+	var out Record
+	o := reflect.ValueOf(&out).Elem()
+	for i := range o.NumField() {
+		o.Field(i).Set(v.FieldByName(o.Type().Field(i).Name).Convert(o.Field(i).Type()))
+	}
+	return out
 }
 
 // CheckRecord compares two records field by field; times must be equal
@@ -101,6 +117,10 @@ func CheckRecord(t testing.TB, got, want Record) {
 	}
 	if got.Owner != want.Owner || got.Version != want.Version {
 		t.Errorf("Owner, Version = %q, %d, want %q, %d", got.Owner, got.Version, want.Owner, want.Version)
+	}
+	if got.IdleTimeout != want.IdleTimeout || got.Persist != want.Persist || got.Label != want.Label || got.Handle != want.Handle {
+		t.Errorf("IdleTimeout, Persist, Label, Handle = %v, %d, %q, %q, want %v, %d, %q, %q",
+			got.IdleTimeout, got.Persist, got.Label, got.Handle, want.IdleTimeout, want.Persist, want.Label, want.Handle)
 	}
 	for _, tm := range []struct {
 		name      string

@@ -16,16 +16,20 @@ import (
 // rows in batches, and clean up in the background.
 
 // RunCreateTable: for each table (the default when ""), the constructor
-// sends exactly the store's CREATE TABLE, as want gives it, CreateTableSQL
-// returns the same, and Close leaves the caller's pool open.
+// sends exactly the store's CREATE TABLE, as want gives it, and what then
+// expects, CreateTableSQL returns the same, and Close leaves the caller's
+// pool open.
 func RunCreateTable[S interface {
 	Close() error
 	CreateTableSQL() string
-}](t *testing.T, tables []string, want func(table string) string, open func(db *sql.DB, table string) (S, error)) {
+}](t *testing.T, tables []string, want func(table string) string, open func(db *sql.DB, table string) (S, error), then ...func(m sqlmock.Sqlmock, table string)) {
 	for _, table := range tables {
 		t.Run(table, func(t *testing.T) {
 			db, mock := NewMock(t)
 			mock.ExpectExec(want(table)).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+			for _, f := range then {
+				f(mock, table)
+			}
 			s, err := open(db, table)
 			if err != nil {
 				t.Fatal(err)
