@@ -57,4 +57,14 @@
 // back with the typed getters ([Session.GetInt], [Session.GetString], ...),
 // which give the right type after a round trip through any store, or with
 // [Session.Decode] for structs.
+//
+// # Remember me and your devices
+//
+// A login handler can give one session a persistent cookie and a longer
+// idle timeout and lifetime ([Session.Remember]), or a browser-session
+// cookie ([Session.ForgetOnClose]); the server enforces the choice, and
+// Regenerate keeps it. With a store that implements [DeviceStore] (memory,
+// MySQL), [Session.Devices] lists the owner's live sessions with the labels
+// the app gave them ([Session.SetLabel]) and [Session.EndDevice] ends one by
+// a random handle, which is not an id and logs no one in.
 package session
