@@ -88,7 +88,7 @@ func (s *Session) lifeView() *Record {
 		return s.base
 	}
 	v := *s.base
-	v.IdleTimeout, v.Deadline, v.Persist = s.ch.Lifetime.IdleTimeout, s.ch.Lifetime.Deadline, s.ch.Lifetime.Persist
+	s.ch.Lifetime.setIn(&v)
 	return &v
 }
 

@@ -232,6 +232,11 @@ type Lifetime struct {
 	Persist     CookiePersistence
 }
 
+// setIn gives rec this lifetime.
+func (l *Lifetime) setIn(rec *Record) {
+	rec.IdleTimeout, rec.Deadline, rec.Persist = l.IdleTimeout, l.Deadline, l.Persist
+}
+
 // Change is one request's changes to a session, which [Store.Update]
 // applies to the freshest stored record in one step. The steps apply in
 // this order: Clear, Values, Add, Owner, Label, Lifetime, Expires.
@@ -309,8 +314,8 @@ func (c *Change) Apply(rec *Record) (*Record, error) {
 	if c.Label != nil {
 		next.Label = *c.Label
 	}
-	if l := c.Lifetime; l != nil {
-		next.IdleTimeout, next.Deadline, next.Persist = l.IdleTimeout, l.Deadline, l.Persist
+	if c.Lifetime != nil {
+		c.Lifetime.setIn(&next)
 	}
 	if !c.Expires.IsZero() {
 		next.Expires = c.Expires
