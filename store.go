@@ -108,9 +108,11 @@ type DeviceStore interface {
 // DeviceRecord is what [DeviceStore.Devices] returns of a record: what its
 // user needs to recognise it, and nothing that could log anyone in.
 type DeviceRecord struct {
+	// Handle and Label are the record's (Record.Handle, Record.Label).
 	Handle, Label string
-	Created       time.Time
-	Expires       time.Time
+	// Created and Expires are the record's: when it was first stored, and
+	// its idle expiry.
+	Created, Expires time.Time
 	// IdleTimeout is the record's own, or 0 for the middleware's default.
 	IdleTimeout time.Duration
 }
@@ -227,9 +229,12 @@ const (
 // Lifetime is a session's own idle timeout, absolute deadline and kind of
 // cookie, as a [Change] sets them.
 type Lifetime struct {
+	// IdleTimeout becomes Record.IdleTimeout (0: the Options').
 	IdleTimeout time.Duration
-	Deadline    time.Time
-	Persist     CookiePersistence
+	// Deadline becomes Record.Deadline: the session's absolute end.
+	Deadline time.Time
+	// Persist becomes Record.Persist.
+	Persist CookiePersistence
 }
 
 // setIn gives rec this lifetime.
