@@ -6,9 +6,13 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/seed013449c2/session"
 	"github.com/seed013449c2/session/redisstore/internal/redistest"
 )
@@ -122,5 +126,218 @@ func TestRedisDown(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestClusterNodeRestarted kills a master of a three-master cluster
+// (SIGKILL, as a crash would) and starts it again on its port with its
+// nodes.conf and append-only file. While it is down, the requests of the
+// sessions in its slots get a 500 with the cookie untouched, and the
+// other sessions keep working; once it is back every session counts on
+// from where it was: no acknowledged write is lost, none is doubled.
+func TestClusterNodeRestarted(t *testing.T) {
+	t.Parallel()
+	redistest.Require(t)
+	// A node timeout longer than the test, so that the other masters never
+	// mark the cluster failed: only the killed node's slots are down.
+	cl, err := redistest.StartCluster(t.TempDir(), 3, "--appendonly", "yes", "--appendfsync", "always",
+		"--cluster-node-timeout", "60000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Stop)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	st := newStore(t, c, Options{})
+	srv, _ := counterServer(t, st, time.Second)
+	ctx := t.Context()
+
+	// Browser i counts to i+1, so that its session's count tells which
+	// node holds it.
+	const browsers = 12
+	clients := make([]*http.Client, browsers)
+	for i := range clients {
+		jar, _ := cookiejar.New(nil)
+		clients[i] = &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		for v := 1; v <= i+1; v++ {
+			if code, body, _ := visit(t, clients[i], srv.URL); code != 200 || body != fmt.Sprint(v) {
+				t.Fatalf("browser %d visit %d: %d %s", i, v, code, body)
+			}
+		}
+	}
+	u, _ := url.Parse(srv.URL)
+	cookies := func(i int) string { return fmt.Sprint(clients[i].Jar.Cookies(u)) }
+	before := make([]string, browsers)
+	for i := range before {
+		before[i] = cookies(i)
+	}
+	// Which node holds which browser's session.
+	nodeOf := make([]int, browsers)
+	perNode := make([]int, len(cl.Nodes))
+	for n, node := range cl.Nodes {
+		nc := nodeClient(node.Addr)
+		keys, err := nc.Keys(ctx, st.prefix+"{*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			count, err := nc.HGet(ctx, k, valuePrefix+"count").Int()
+			if err != nil || count < 1 || count > browsers {
+				t.Fatalf("session %s on node %d: count %d, %v", k, n, count, err)
+			}
+			nodeOf[count-1] = n
+			perNode[n]++
+		}
+		nc.Close()
+	}
+	victim := 0
+	for n := range perNode {
+		if perNode[n] > perNode[victim] {
+			victim = n
+		}
+	}
+	node := cl.Nodes[victim]
+	nc := nodeClient(node.Addr)
+	defer nc.Close()
+	id, err := nc.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sessions per node %v; killing node %d (%s), which holds %d", perNode, victim, node.Addr, perNode[victim])
+
+	// One browser of the killed node keeps writing throughout.
+	busy := -1
+	for i := range nodeOf {
+		if nodeOf[i] == victim {
+			busy = i
+			break
+		}
+	}
+	var acked, tried int
+	stopBusy := make(chan struct{})
+	busyDone := make(chan struct{})
+	go func() {
+		defer close(busyDone)
+		for {
+			select {
+			case <-stopBusy:
+				return
+			default:
+			}
+			tried++
+			res, err := clients[busy].Get(srv.URL)
+			if err != nil {
+				continue
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				acked++
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+
+	killed := time.Now()
+	node.Kill()
+	var wg sync.WaitGroup
+	codes := make([]int, browsers)
+	bodies := make([]string, browsers)
+	setCookies := make([]string, browsers)
+	for i := range clients {
+		if i == busy {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := clients[i].Get(srv.URL)
+			if err != nil {
+				bodies[i] = err.Error()
+				return
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			codes[i], bodies[i], setCookies[i] = res.StatusCode, string(body), res.Header.Get("Set-Cookie")
+		}()
+	}
+	wg.Wait()
+	for i := range clients {
+		switch {
+		case i == busy:
+		case nodeOf[i] == victim:
+			if codes[i] != http.StatusInternalServerError || setCookies[i] != "" {
+				t.Errorf("browser %d, on the killed node: %d %s, Set-Cookie %q; want 500 and no cookie", i, codes[i], bodies[i], setCookies[i])
+			}
+		case codes[i] != 200 || bodies[i] != fmt.Sprint(i+2):
+			t.Errorf("browser %d, on a live node: %d %s; want 200 and %d", i, codes[i], bodies[i], i+2)
+		}
+	}
+
+	down := time.Since(killed)
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitOK(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node down for %v, cluster ok %v after the restart", down, time.Since(killed)-down)
+	restarted := time.Now()
+	if got, err := nc.ClusterMyID(ctx).Result(); err != nil || got != id {
+		t.Fatalf("the restarted node is %q (%v), was %q: it did not come back with its nodes.conf", got, err, id)
+	}
+	// go-redis reconnects on the next calls; give each browser a few tries.
+	for i := range clients {
+		if i == busy {
+			continue
+		}
+		want := i + 3
+		if nodeOf[i] == victim {
+			want = i + 2 // its request during the outage changed nothing
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body, _ := visit(t, clients[i], srv.URL)
+			if code == 200 {
+				if body != fmt.Sprint(want) {
+					t.Errorf("browser %d after the restart: count %s, want %d", i, body, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("browser %d: still %d %s 10s after the node came back", i, code, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if now := cookies(i); now != before[i] {
+			t.Errorf("browser %d: cookie %s, was %s", i, now, before[i])
+		}
+	}
+	// The busy browser's writes: every one acknowledged is there.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _, _ := visit(t, clients[busy], srv.URL)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the busy browser still gets %d 10s after the node came back", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("every browser works again %v after the restart", time.Since(restarted))
+	close(stopBusy)
+	<-busyDone
+	code, body, _ := visit(t, clients[busy], srv.URL)
+	n, _ := strconv.Atoi(body)
+	// Before: busy+1 visits; then tried (acked among them), one to wait
+	// for the node, and this one.
+	base := busy + 1
+	t.Logf("busy browser: %d writes from before the kill to after the restart, %d acknowledged; count %d", tried, acked, n)
+	if code != 200 || n < base+acked+2 || n > base+tried+2 {
+		t.Errorf("busy browser: %d, count %s; want between %d (every acknowledged write) and %d (every write tried)", code, body, base+acked+2, base+tried+2)
+	}
+	if cookies(busy) != before[busy] {
+		t.Errorf("busy browser: cookie %s, was %s", cookies(busy), before[busy])
 	}
 }

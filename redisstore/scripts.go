@@ -61,51 +61,68 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 'OK'
 `)
 
-// updateScript applies a session.Change to a live record, as Change.Apply
-// does, and answers {'OK', fields} with the record's fields afterwards;
-// {'EMPTY', fields} when no values are left and the record was deleted;
-// or {code, ...} for NOTFOUND, LOCKLOST, NOTINT (key, stored value),
-// TOOLARGE (size) and NEEDINDEX (owner, score), having changed nothing.
+// updateScript applies a batch of session.Changes to a live record, one
+// after the other, each as Change.Apply does, and answers one result per
+// change: {'OK', fields} with the record's fields after the change;
+// {'EMPTY', fields} when no values are left and the record is deleted
+// (the changes after it then find no record); or {code, ...} for
+// NOTFOUND, LOCKLOST, CORRUPT, NOTINT (key, stored value[, delta]) and
+// TOOLARGE (size), that change leaving the record as it was for the next.
+// A change that answers NEEDINDEX (owner, score) ends the batch: it and
+// the changes after it are not applied, and the caller sends them again
+// once it has indexed the record.
+//
+// The script reads the record once (HGETALL), applies the changes to it
+// in memory and writes what they changed once at the end: a batch costs
+// Redis about one command per change less than its changes one by one.
 //
 //	KEYS[1] record, KEYS[2] lock (only with a token)
 //	ARGV[1] token           ARGV[2] now (µs)
-//	ARGV[3] '1' to clear    ARGV[4] new expires (µs) or ''
-//	ARGV[5] PEXPIREAT (ms)  ARGV[6] '1' to set the owner, ARGV[7] to
-//	ARGV[8] MaxSize or '0'  ARGV[9], ARGV[10] owner and score the caller
-//	                        has just indexed the record under, or ''
-//	ARGV[11] n sets, ARGV[12] n deletes, ARGV[13] n adds, then
-//	  n sets of   field, weight, value
-//	  n deletes   field, weight
-//	  n adds      field, weight, delta
+//	ARGV[3] the number of changes, then for each change, from its first
+//	argument a:
+//	  a     '1' to clear       a+1 new expires (µs) or ''
+//	  a+2   PEXPIREAT (ms)     a+3 '1' to set the owner, a+4 to
+//	  a+5   MaxSize or '0'     a+6, a+7 owner and score the caller has
+//	                           just indexed the record under, or ''
+//	  a+8 n sets, a+9 n deletes, a+10 n adds, then
+//	    n sets of   field, weight, value
+//	    n deletes   field, weight
+//	    n adds      field, weight, delta as hi, lo (see intMath)
 //
 // A value's weight is what it adds to the encoded object beside its
 // value's bytes: its quoted key, the colon and a comma (see weight in
 // record.go). The record's size field is the sum of weight + len(value)
 // over its values, so the object encodes to size + 1 bytes (2 when empty):
 // the script keeps it exact without having to quote keys itself.
-var updateScript = redis.NewScript(common + intMath + `
-if not locked() then return {'LOCKLOST'} end
+var updateScript = redis.NewScript(updateSource)
+
+const updateSource = common + intMath + `
+if not locked() then return {{'LOCKLOST'}} end
 local rec = KEYS[1]
-local m = redis.call('HMGET', rec, 'expires', 'owner', 'deadline', 'indexed', 'size', 'created', 'version', 'nulls')
-if not m[1] or tonumber(m[1]) <= tonumber(ARGV[2]) then return {'NOTFOUND'} end
-if not m[5] then return {'CORRUPT'} end
-local clear = ARGV[3] == '1'
-local size = 0
-if not clear then size = tonumber(m[5]) or 0 end
-local plan = {}
--- Values stored as JSON null (by Create, as given) are absent: they count
--- for nothing and the change drops them, as Change.Apply does.
-if m[8] and not clear then
-  local all = redis.call('HGETALL', rec)
-  for j = 1, #all, 2 do
-    if all[j + 1] == 'null' and string.sub(all[j], 1, 2) == 'v:' then plan[all[j]] = false end
-  end
+local now = tonumber(ARGV[2])
+-- h is the record as the changes so far leave it, dirty the fields they
+-- changed, pexpire the last PEXPIREAT asked for; gone once a change left
+-- no values.
+local h, dirty, pexpire, gone = {}, {}, false, false
+local all = redis.call('HGETALL', rec)
+for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
+local function set(f, v)
+  h[f] = v
+  dirty[f] = true
 end
+local function fields()
+  local out = {}
+  for f, v in pairs(h) do out[#out + 1] = f; out[#out + 1] = v end
+  return out
+end
+-- The change being applied: its plan (field -> new value, or false for
+-- none), whether it clears, and the size its values would have.
+local plan, clear, size
 local function get(f)
   local v = plan[f]
   if v ~= nil then return v end
   if clear then return false end
-  return redis.call('HGET', rec, f)
+  return h[f] or false
 end
 local function put(f, w, v)
   local old = get(f)
@@ -113,82 +130,112 @@ local function put(f, w, v)
   if v then size = size + tonumber(w) + #v end
   plan[f] = v
 end
-local nset, ndel, nadd = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local i = 14
-for _ = 1, nset do put(ARGV[i], ARGV[i + 1], ARGV[i + 2]); i = i + 3 end
-for _ = 1, ndel do put(ARGV[i], ARGV[i + 1], false); i = i + 2 end
-for _ = 1, nadd do
-  local f, w = ARGV[i], ARGV[i + 1]
-  local old = get(f)
-  local hi, lo = 0, 0
-  if old then
-    hi, lo = toint(old)
-    if not hi then return {'NOTINT', f, old} end
-  end
-  local dh, dl = toint(ARGV[i + 2])
-  local sh, sl = addint(hi, lo, dh, dl)
-  if not sh then return {'NOTINT', f, old or '0', ARGV[i + 2]} end
-  put(f, w, fmtint(sh, sl))
-  i = i + 3
-end
-local owner = m[2] or ''
-if ARGV[6] == '1' then owner = ARGV[7] end
-local expires = m[1]
-if ARGV[4] ~= '' then expires = ARGV[4] end
-local maxsize = tonumber(ARGV[8])
-if maxsize > 0 then
-  local total = 2
-  if size > 0 then total = size + 1 end
-  if total > maxsize then return {'TOOLARGE', string.format('%.0f', total)} end
-end
-local version = (tonumber(m[7]) or 0) + 1
-if size <= 0 then
-  redis.call('DEL', rec)
-  local out = {'expires', expires, 'version', string.format('%.0f', version)}
-  if m[6] then out[#out + 1] = 'created'; out[#out + 1] = m[6] end
-  if m[3] then out[#out + 1] = 'deadline'; out[#out + 1] = m[3] end
-  if owner ~= '' then out[#out + 1] = 'owner'; out[#out + 1] = owner end
-  return {'EMPTY', out}
-end
--- The owner index must list the record, under a score no earlier than
--- its end, before the record names the owner (see owner.go).
-local indexed = false
-if owner ~= '' then
-  local score = tonumber(expires)
-  if m[3] and tonumber(m[3]) > score then score = tonumber(m[3]) end
-  local ok = owner == (m[2] or '') and m[4] and tonumber(m[4]) >= score
-  if not ok then
-    if ARGV[9] == owner and tonumber(ARGV[10]) >= score then
-      indexed = ARGV[10]
-    else
-      return {'NEEDINDEX', owner, string.format('%.0f', score)}
+local function apply(a)
+  if gone or not h.expires or tonumber(h.expires) <= now then return {'NOTFOUND'} end
+  if not h.size then return {'CORRUPT'} end
+  clear = ARGV[a] == '1'
+  size = 0
+  if not clear then size = tonumber(h.size) or 0 end
+  plan = {}
+  -- Values stored as JSON null (by Create, as given) are absent: they
+  -- count for nothing and the change drops them, as Change.Apply does.
+  if h.nulls and not clear then
+    for f, v in pairs(h) do
+      if v == 'null' and string.sub(f, 1, 2) == 'v:' then plan[f] = false end
     end
   end
-end
-local sets, dels = {}, {}
-if clear then
-  for _, f in ipairs(redis.call('HKEYS', rec)) do
-    if string.sub(f, 1, 2) == 'v:' and plan[f] == nil then dels[#dels + 1] = f end
+  local nset, ndel, nadd = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10])
+  local i = a + 11
+  for _ = 1, nset do put(ARGV[i], ARGV[i + 1], ARGV[i + 2]); i = i + 3 end
+  for _ = 1, ndel do put(ARGV[i], ARGV[i + 1], false); i = i + 2 end
+  for _ = 1, nadd do
+    local f, w = ARGV[i], ARGV[i + 1]
+    local old = get(f)
+    local hi, lo = 0, 0
+    if old then
+      hi, lo = toint(old)
+      if not hi then return {'NOTINT', f, old} end
+    end
+    local sh, sl = addint(hi, lo, tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]))
+    if not sh then return {'NOTINT', f, old or '0', 'overflow'} end
+    put(f, w, fmtint(sh, sl))
+    i = i + 4
   end
+  local owner = h.owner or ''
+  if ARGV[a + 3] == '1' then owner = ARGV[a + 4] end
+  local expires = h.expires
+  if ARGV[a + 1] ~= '' then expires = ARGV[a + 1] end
+  local maxsize = tonumber(ARGV[a + 5])
+  if maxsize > 0 then
+    local total = 2
+    if size > 0 then total = size + 1 end
+    if total > maxsize then return {'TOOLARGE', string.format('%.0f', total)} end
+  end
+  local version = string.format('%.0f', (tonumber(h.version) or 0) + 1)
+  if size <= 0 then
+    gone = true
+    local out = {'expires', expires, 'version', version}
+    if h.created then out[#out + 1] = 'created'; out[#out + 1] = h.created end
+    if h.deadline then out[#out + 1] = 'deadline'; out[#out + 1] = h.deadline end
+    if owner ~= '' then out[#out + 1] = 'owner'; out[#out + 1] = owner end
+    return {'EMPTY', out}
+  end
+  -- The owner index must list the record, under a score no earlier than
+  -- its end, before the record names the owner (see owner.go).
+  local indexed = false
+  if owner ~= '' then
+    local score = tonumber(expires)
+    if h.deadline and tonumber(h.deadline) > score then score = tonumber(h.deadline) end
+    local ok = owner == (h.owner or '') and h.indexed and tonumber(h.indexed) >= score
+    if not ok then
+      if ARGV[a + 6] == owner and tonumber(ARGV[a + 7]) >= score then
+        indexed = ARGV[a + 7]
+      else
+        return {'NEEDINDEX', owner, string.format('%.0f', score)}
+      end
+    end
+  end
+  if clear then
+    for f in pairs(h) do
+      if string.sub(f, 1, 2) == 'v:' and plan[f] == nil then plan[f] = false end
+    end
+  end
+  for f, v in pairs(plan) do set(f, v or nil) end
+  set('size', string.format('%.0f', size))
+  set('version', version)
+  set('expires', expires)
+  if owner ~= '' then
+    set('owner', owner)
+    if indexed then set('indexed', indexed) end
+  else
+    if h.owner then set('owner', nil) end
+    if h.indexed then set('indexed', nil) end
+  end
+  if h.nulls then set('nulls', nil) end
+  if ARGV[a + 1] ~= '' then pexpire = ARGV[a + 2] end
+  return {'OK', fields()}
 end
-for f, v in pairs(plan) do
-  if v then sets[#sets + 1] = f; sets[#sets + 1] = v else dels[#dels + 1] = f end
+local out = {}
+local a = 4
+for n = 1, tonumber(ARGV[3]) do
+  local res = apply(a)
+  out[n] = res
+  if res[1] == 'NEEDINDEX' then break end
+  a = a + 11 + 3 * tonumber(ARGV[a + 8]) + 2 * tonumber(ARGV[a + 9]) + 4 * tonumber(ARGV[a + 10])
 end
-sets[#sets + 1] = 'size'; sets[#sets + 1] = string.format('%.0f', size)
-sets[#sets + 1] = 'version'; sets[#sets + 1] = string.format('%.0f', version)
-sets[#sets + 1] = 'expires'; sets[#sets + 1] = expires
-if owner ~= '' then
-  sets[#sets + 1] = 'owner'; sets[#sets + 1] = owner
-else
-  dels[#dels + 1] = 'owner'; dels[#dels + 1] = 'indexed'
+if gone then
+  redis.call('DEL', rec)
+elseif next(dirty) then
+  local sets, dels = {}, {}
+  for f in pairs(dirty) do
+    if h[f] then sets[#sets + 1] = f; sets[#sets + 1] = h[f] else dels[#dels + 1] = f end
+  end
+  hdel(rec, dels)
+  hset(rec, sets)
+  if pexpire then redis.call('PEXPIREAT', rec, pexpire) end
 end
-if indexed then sets[#sets + 1] = 'indexed'; sets[#sets + 1] = indexed end
-if m[8] then dels[#dels + 1] = 'nulls' end
-hdel(rec, dels)
-hset(rec, sets)
-if ARGV[4] ~= '' then redis.call('PEXPIREAT', rec, ARGV[5]) end
-return {'OK', redis.call('HGETALL', rec)}
-`)
+return out
+`
 
 // intMath is the integer arithmetic of Change.Add, in Lua, whose numbers
 // are doubles: an int64 n is carried as hi, lo with n = hi*1e9 + lo and
@@ -233,6 +280,7 @@ local function jsonnumber(s)
   return p == #s + 1
 end
 local function toint(raw)
+  if #raw > 0 and #raw < 10 and not string.find(raw, '%D') then return 0, tonumber(raw) end
   local hi, lo = digits(raw)
   if hi then return hi, lo end
   local s = string.gsub(raw, '[ \t\r\n]+$', '')

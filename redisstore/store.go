@@ -67,6 +67,9 @@ type Store struct {
 	queues map[string]*lockQueue // per store key, while anyone holds or waits
 	leases map[*lease]struct{}   // held, for Close
 	closed bool
+
+	comb       combiner  // batches the Updates of one key
+	applyPlain applyFunc // applyUpdates without a lease
 }
 
 var (
@@ -95,6 +98,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		lockPoll: opts.LockPoll,
 		queues:   make(map[string]*lockQueue),
 		leases:   make(map[*lease]struct{}),
+	}
+	s.applyPlain = func(ctx context.Context, key string, chs []*session.Change) []updateResult {
+		return s.applyUpdates(ctx, key, chs, "")
 	}
 	if s.prefix == "" {
 		s.prefix = defaultPrefix
@@ -178,8 +184,16 @@ func (s *Store) Create(ctx context.Context, key string, rec *session.Record) err
 // script) and returns the record as stored afterwards. A change that sets
 // a new owner, or moves the record's end past what the owner index knows,
 // costs two more round trips, to index the record first.
+//
+// The Updates of one key that reach the store while one of them is in
+// flight wait in the process and then go to Redis together, as one script
+// call that applies each of them whole, in arrival order, and refuses
+// each on its own (see combine.go).
 func (s *Store) Update(ctx context.Context, key string, ch *session.Change) (*session.Record, error) {
-	return s.update(ctx, key, ch, "")
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redisstore: update: %w", err)
+	}
+	return s.comb.update(ctx, key, ch, s.applyPlain)
 }
 
 // Touch sets the expiry of the live record under key without changing its
@@ -235,65 +249,136 @@ func (s *Store) create(ctx context.Context, key string, rec *session.Record, tok
 // in between.
 const maxIndexTries = 5
 
+// update applies ch under key with the lease's token (or none), alone.
 func (s *Store) update(ctx context.Context, key string, ch *session.Change, token string) (*session.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisstore: update: %w", err)
 	}
-	args := updateArgs(ch, token)
-	for try := 1; ; try++ {
-		args[1] = micros(time.Now())
-		res, err := updateScript.Run(ctx, s.c, s.writeKeys(key, token), args...).Slice()
-		if err != nil {
-			return nil, callErr(ctx, "update", err)
-		}
-		code, _ := res[0].(string)
-		switch code {
-		case "OK", "EMPTY":
-			flat, _ := res[1].([]any)
-			rec, err := decodeFlat(flat)
-			if err != nil {
-				return nil, err
-			}
-			if rec.Values == nil {
-				rec.Values = map[string]json.RawMessage{}
-			}
-			return rec, nil
-		case "NOTFOUND":
-			return nil, fmt.Errorf("redisstore: update: %w", session.ErrNotFound)
-		case "LOCKLOST":
-			return nil, fmt.Errorf("redisstore: update: %w", session.ErrLockLost)
-		case "CORRUPT":
-			return nil, fmt.Errorf("redisstore: update: %w: no size", session.ErrCorrupt)
-		case "NOTINT":
-			field, _ := res[1].(string)
-			stored, _ := res[2].(string)
-			if len(res) > 3 {
-				return nil, fmt.Errorf("redisstore: update: add to %q: %w: %s + %v overflows int64", strings.TrimPrefix(field, valuePrefix), session.ErrNotInteger, stored, res[3])
-			}
-			return nil, fmt.Errorf("redisstore: update: add to %q: %w: stored value %.40s", strings.TrimPrefix(field, valuePrefix), session.ErrNotInteger, stored)
-		case "TOOLARGE":
-			size, _ := res[1].(string)
-			return nil, fmt.Errorf("redisstore: update: %w: %s bytes, limit %d", session.ErrTooLarge, size, ch.MaxSize)
-		case "NEEDINDEX":
-			if try >= maxIndexTries {
-				return nil, fmt.Errorf("redisstore: update: the record's owner kept changing while it was being indexed")
-			}
-			owner, score, err := needIndex(res)
-			if err != nil {
-				return nil, err
-			}
-			if err := s.index(ctx, owner, key, score); err != nil {
-				return nil, callErr(ctx, "update", err)
-			}
-			args[8], args[9] = owner, strconv.FormatInt(score, 10)
-			continue
-		}
-		return nil, fmt.Errorf("redisstore: update: unexpected answer %v", res)
-	}
+	res := s.applyUpdates(ctx, key, []*session.Change{ch}, token)[0]
+	return res.rec, res.err
 }
 
-// needIndex reads the owner and score of a NEEDINDEX answer.
-func needIndex(res []any) (string, int64, error) {
+// applyUpdates applies chs under key, in order, with the lease's token
+// (or none), in one script call, and more only when a change needs the
+// owner index written first: the script stops at that change, and once
+// the record is indexed runs it and the changes after it again.
+func (s *Store) applyUpdates(ctx context.Context, key string, chs []*session.Change, token string) []updateResult {
+	results := make([]updateResult, len(chs))
+	blocks := make([][]any, len(chs))
+	n := 3
+	for i, ch := range chs {
+		blocks[i] = changeArgs(ch)
+		n += len(blocks[i])
+	}
+	keys := s.writeKeys(key, token)
+	fail := func(from int, err error) []updateResult {
+		for i := from; i < len(chs); i++ {
+			results[i].err = err
+		}
+		return results
+	}
+	var tries []int // NEEDINDEX answers per change
+	args := make([]any, 0, n)
+	for from := 0; from < len(chs); {
+		args = append(args[:0], token, micros(time.Now()), len(chs)-from)
+		for _, b := range blocks[from:] {
+			args = append(args, b...)
+		}
+		res, err := updateScript.Run(ctx, s.c, keys, args...).Slice()
+		if err != nil {
+			return fail(from, callErr(ctx, "update", err))
+		}
+		if len(res) == 0 || len(res) > len(chs)-from {
+			return fail(from, fmt.Errorf("redisstore: update: unexpected answer %v", res))
+		}
+		last, _ := res[len(res)-1].([]any)
+		needIndex := len(last) > 0 && last[0] == "NEEDINDEX"
+		applied := len(res)
+		if needIndex {
+			applied--
+		}
+		for j := range applied {
+			list, _ := res[j].([]any)
+			results[from+j].rec, results[from+j].err = decodeUpdate(list, chs[from+j])
+		}
+		from += applied
+		if !needIndex {
+			if from < len(chs) {
+				return fail(from, fmt.Errorf("redisstore: update: unexpected answer %v", res))
+			}
+			break
+		}
+		if tries == nil {
+			tries = make([]int, len(chs))
+		}
+		if tries[from]++; tries[from] >= maxIndexTries {
+			results[from].err = fmt.Errorf("redisstore: update: the record's owner kept changing while it was being indexed")
+			from++
+			continue
+		}
+		owner, score, err := parseNeedIndex(last)
+		if err != nil {
+			results[from].err = err
+			from++
+			continue
+		}
+		if err := s.index(ctx, owner, key, score); err != nil {
+			return fail(from, callErr(ctx, "update", err))
+		}
+		blocks[from][6], blocks[from][7] = owner, strconv.FormatInt(score, 10)
+	}
+	return results
+}
+
+// decodeUpdate reads updateScript's answer for ch.
+func decodeUpdate(res []any, ch *session.Change) (*session.Record, error) {
+	code := ""
+	if len(res) > 0 {
+		code, _ = res[0].(string)
+	}
+	switch code {
+	case "OK", "EMPTY":
+		var flat []any
+		if len(res) > 1 {
+			flat, _ = res[1].([]any)
+		}
+		rec, err := decodeFlat(flat)
+		if err != nil {
+			return nil, err
+		}
+		if rec.Values == nil {
+			rec.Values = map[string]json.RawMessage{}
+		}
+		return rec, nil
+	case "NOTFOUND":
+		return nil, fmt.Errorf("redisstore: update: %w", session.ErrNotFound)
+	case "LOCKLOST":
+		return nil, fmt.Errorf("redisstore: update: %w", session.ErrLockLost)
+	case "CORRUPT":
+		return nil, fmt.Errorf("redisstore: update: %w: no size", session.ErrCorrupt)
+	case "NOTINT":
+		var field, stored string
+		if len(res) > 2 {
+			field, _ = res[1].(string)
+			stored, _ = res[2].(string)
+		}
+		key := strings.TrimPrefix(field, valuePrefix)
+		if len(res) > 3 {
+			return nil, fmt.Errorf("redisstore: update: add to %q: %w: %s + %d overflows int64", key, session.ErrNotInteger, stored, ch.Add[key])
+		}
+		return nil, fmt.Errorf("redisstore: update: add to %q: %w: stored value %.40s", key, session.ErrNotInteger, stored)
+	case "TOOLARGE":
+		var size string
+		if len(res) > 1 {
+			size, _ = res[1].(string)
+		}
+		return nil, fmt.Errorf("redisstore: update: %w: %s bytes, limit %d", session.ErrTooLarge, size, ch.MaxSize)
+	}
+	return nil, fmt.Errorf("redisstore: update: unexpected answer %v", res)
+}
+
+// parseNeedIndex reads the owner and score of a NEEDINDEX answer.
+func parseNeedIndex(res []any) (string, int64, error) {
 	if len(res) == 3 {
 		owner, _ := res[1].(string)
 		score, _ := res[2].(string)
@@ -304,41 +389,56 @@ func needIndex(res []any) (string, int64, error) {
 	return "", 0, fmt.Errorf("redisstore: unexpected answer %v", res)
 }
 
-// updateArgs returns the ARGV of updateScript for ch; the caller fills in
-// the time (args[1]) and, after indexing, the indexed owner and score
-// (args[8], args[9]).
-func updateArgs(ch *session.Change, token string) []any {
-	var sets, dels []any
+// changeArgs returns the arguments of one change in updateScript's ARGV
+// (see there); the indexed owner and score (6 and 7) are filled in once
+// the record has been indexed.
+func changeArgs(ch *session.Change) []any {
 	nset, ndel := 0, 0
-	for k, v := range ch.Values {
+	for _, v := range ch.Values {
 		if isNull(v) {
-			dels = append(dels, valuePrefix+k, weight(k))
 			ndel++
 		} else {
-			sets = append(sets, valuePrefix+k, weight(k), []byte(v))
 			nset++
 		}
 	}
-	args := make([]any, 13, 13+len(sets)+len(dels)+3*len(ch.Add))
-	args[0] = token
-	args[2] = flag(ch.Clear)
-	args[3], args[4] = "", ""
+	args := make([]any, 11, 11+3*nset+2*ndel+4*len(ch.Add))
+	args[0] = flag(ch.Clear)
+	args[1], args[2] = "", ""
 	if !ch.Expires.IsZero() {
-		args[3], args[4] = micros(ch.Expires), expireAt(ch.Expires)
+		args[1], args[2] = micros(ch.Expires), expireAt(ch.Expires)
 	}
-	args[5], args[6] = flag(ch.Owner != nil), ""
+	args[3], args[4] = flag(ch.Owner != nil), ""
 	if ch.Owner != nil {
-		args[6] = *ch.Owner
+		args[4] = *ch.Owner
 	}
-	args[7] = max(ch.MaxSize, 0)
-	args[8], args[9] = "", ""
-	args[10], args[11], args[12] = nset, ndel, len(ch.Add)
-	args = append(args, sets...)
-	args = append(args, dels...)
+	args[5] = max(ch.MaxSize, 0)
+	args[6], args[7] = "", ""
+	args[8], args[9], args[10] = nset, ndel, len(ch.Add)
+	for k, v := range ch.Values {
+		if !isNull(v) {
+			args = append(args, valuePrefix+k, weight(k), []byte(v))
+		}
+	}
+	for k, v := range ch.Values {
+		if isNull(v) {
+			args = append(args, valuePrefix+k, weight(k))
+		}
+	}
 	for k, d := range ch.Add {
-		args = append(args, valuePrefix+k, weight(k), strconv.FormatInt(d, 10))
+		hi, lo := splitInt(d)
+		args = append(args, valuePrefix+k, weight(k), hi, lo)
 	}
 	return args
+}
+
+// splitInt returns n as the script's integer arithmetic carries it (see
+// intMath): hi, lo with n = hi*1e9 + lo and 0 <= lo < 1e9.
+func splitInt(n int64) (hi, lo int64) {
+	hi, lo = n/1e9, n%1e9
+	if lo < 0 {
+		hi, lo = hi-1, lo+1e9
+	}
+	return hi, lo
 }
 
 func flag(b bool) string {
@@ -371,7 +471,7 @@ func (s *Store) touch(ctx context.Context, key string, expires time.Time, token 
 		if len(list) == 0 || list[0] != "NEEDINDEX" || try >= maxIndexTries {
 			return fmt.Errorf("redisstore: touch: unexpected answer %v", res)
 		}
-		owner, score, err := needIndex(list)
+		owner, score, err := parseNeedIndex(list)
 		if err != nil {
 			return err
 		}

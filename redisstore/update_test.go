@@ -28,6 +28,8 @@ func errClass(err error) string {
 		return "ErrNotInteger"
 	case errors.Is(err, session.ErrTooLarge):
 		return "ErrTooLarge"
+	case errors.Is(err, session.ErrNotFound):
+		return "ErrNotFound"
 	}
 	return "other: " + err.Error()
 }
@@ -122,24 +124,6 @@ func TestUpdateMatchesApply(t *testing.T) {
 			s := newStore(t, topo.client(t), Options{})
 			ctx := t.Context()
 			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-			keys := []string{"a", "count", "<tag>", "é", "line\nbreak", "\xff", "\u2028", `q"uote`, "n"}
-			randValue := func() json.RawMessage {
-				switch r.IntN(7) {
-				case 0:
-					return json.RawMessage("null")
-				case 1:
-					return json.RawMessage(strconv.FormatInt(r.Int64N(2000)-1000, 10))
-				case 2:
-					return json.RawMessage(`"` + strings.Repeat("x", r.IntN(40)) + `"`)
-				case 3:
-					return json.RawMessage(`{"nested":[1,2,"<&>"]}`)
-				case 4:
-					return json.RawMessage("9223372036854775800")
-				case 5:
-					return json.RawMessage("2.5")
-				}
-				return json.RawMessage("true")
-			}
 			outcomes := map[string]int{}
 			defer func() { t.Logf("outcomes: %v", outcomes) }()
 			for seq := range 8 {
@@ -150,29 +134,7 @@ func TestUpdateMatchesApply(t *testing.T) {
 				}
 				model.Values = maps.Clone(model.Values)
 				for step := range 40 {
-					ch := &session.Change{Values: map[string]json.RawMessage{}, Add: map[string]int64{}}
-					for range r.IntN(4) {
-						ch.Values[keys[r.IntN(len(keys))]] = randValue()
-					}
-					for range r.IntN(3) {
-						ch.Add[keys[r.IntN(len(keys))]] = r.Int64N(21) - 10
-					}
-					if r.IntN(10) == 0 {
-						ch.Clear = true
-						ch.Values["a"] = json.RawMessage(`"kept"`)
-					}
-					if r.IntN(8) == 0 {
-						owner := fmt.Sprintf("owner-%d", r.IntN(3))
-						ch.Owner = &owner
-					}
-					if r.IntN(3) == 0 {
-						ch.Expires = time.Now().UTC().Truncate(time.Microsecond).Add(time.Duration(1+r.IntN(100)) * time.Minute)
-					}
-					// A limit at, just under or just over the exact size.
-					if probe, err := (&session.Change{Clear: ch.Clear, Values: ch.Values, Add: ch.Add}).Apply(model); err == nil {
-						exact, _ := json.Marshal(probe.Values)
-						ch.MaxSize = len(exact) + r.IntN(3) - 1
-					}
+					ch := randomChange(r, model)
 					want, wantErr := ch.Apply(model)
 					got, err := s.Update(ctx, key, ch)
 					outcomes[errClass(wantErr)]++
@@ -209,6 +171,54 @@ func TestUpdateMatchesApply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomChange returns a random change to model: sets, deletes, nulls,
+// adds, sometimes a clear, an owner, a new expiry, and a size limit at,
+// just under or just over the size the change would leave.
+func randomChange(r *rand.Rand, model *session.Record) *session.Change {
+	keys := []string{"a", "count", "<tag>", "é", "line\nbreak", "\xff", "\u2028", `q"uote`, "n"}
+	randValue := func() json.RawMessage {
+		switch r.IntN(7) {
+		case 0:
+			return json.RawMessage("null")
+		case 1:
+			return json.RawMessage(strconv.FormatInt(r.Int64N(2000)-1000, 10))
+		case 2:
+			return json.RawMessage(`"` + strings.Repeat("x", r.IntN(40)) + `"`)
+		case 3:
+			return json.RawMessage(`{"nested":[1,2,"<&>"]}`)
+		case 4:
+			return json.RawMessage("9223372036854775800")
+		case 5:
+			return json.RawMessage("2.5")
+		}
+		return json.RawMessage("true")
+	}
+	ch := &session.Change{Values: map[string]json.RawMessage{}, Add: map[string]int64{}}
+	for range r.IntN(4) {
+		ch.Values[keys[r.IntN(len(keys))]] = randValue()
+	}
+	for range r.IntN(3) {
+		ch.Add[keys[r.IntN(len(keys))]] = r.Int64N(21) - 10
+	}
+	if r.IntN(10) == 0 {
+		ch.Clear = true
+		ch.Values["a"] = json.RawMessage(`"kept"`)
+	}
+	if r.IntN(8) == 0 {
+		owner := fmt.Sprintf("owner-%d", r.IntN(3))
+		ch.Owner = &owner
+	}
+	if r.IntN(3) == 0 {
+		ch.Expires = time.Now().UTC().Truncate(time.Microsecond).Add(time.Duration(1+r.IntN(100)) * time.Minute)
+	}
+	// A limit at, just under or just over the exact size.
+	if probe, err := (&session.Change{Clear: ch.Clear, Values: ch.Values, Add: ch.Add}).Apply(model); err == nil {
+		exact, _ := json.Marshal(probe.Values)
+		ch.MaxSize = len(exact) + r.IntN(3) - 1
+	}
+	return ch
 }
 
 func show(values map[string]json.RawMessage) string {

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,13 @@ type countingConn struct {
 func (c countingConn) Write(b []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(b)
+}
+
+// SyscallConn exposes the socket, as a bare connection does: go-redis
+// checks a pooled connection's socket (a non-blocking peek) before each
+// use, and skips that for a connection it cannot see through.
+func (c countingConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }
 
 // hookCounter counts what go-redis sends, as a cross-check of the socket

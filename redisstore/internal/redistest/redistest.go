@@ -129,6 +129,17 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// Kill kills the process (SIGKILL), as a crash or an OOM kill would, and
+// waits for it to exit. Start starts it again on its port, with its files.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
 // Pause stops the process (SIGSTOP) without closing its connections:
 // a hung server. Resume continues it.
 func (s *Server) Pause() error  { return s.cmd.Process.Signal(syscall.SIGSTOP) }
@@ -186,10 +197,12 @@ type Cluster struct {
 	Nodes []*Server
 }
 
-// StartCluster starts n cluster-enabled servers with their files under dir,
-// joins them with redis-cli --cluster create and waits for
-// cluster_state:ok on every node.
-func StartCluster(dir string, n int) (*Cluster, error) {
+// StartCluster starts n cluster-enabled servers with their files under dir
+// (each node's nodes.conf in its own folder) and the extra arguments
+// given, which override the defaults (a node timeout of 5s), joins them
+// with redis-cli --cluster create and waits for cluster_state:ok on every
+// node.
+func StartCluster(dir string, n int, extra ...string) (*Cluster, error) {
 	c := &Cluster{}
 	var addrs []string
 	for i := range n {
@@ -198,9 +211,10 @@ func StartCluster(dir string, n int) (*Cluster, error) {
 			c.Stop()
 			return nil, err
 		}
-		s, err := StartServer(nodeDir, "--cluster-enabled", "yes",
+		args := append([]string{"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
-			"--cluster-node-timeout", "5000")
+			"--cluster-node-timeout", "5000"}, extra...)
+		s, err := StartServer(nodeDir, args...)
 		if err != nil {
 			c.Stop()
 			return nil, err

@@ -1,0 +1,185 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/seed013449c2/session"
+)
+
+// Combining: the Updates of one session that reach this process while an
+// earlier one of it is in flight wait here, holding no connection, and go
+// to Redis together as one script call that applies them one after the
+// other, in arrival order, each whole or not at all, each refused or not
+// on its own (see updateScript). Under a burst of one visitor's requests
+// (parallel XHRs, many tabs) Redis runs one script per batch instead of
+// one per request, and the process sends one command instead of many.
+//
+// A lease's store does not combine: its writes check the lease's token,
+// and it is the only writer of its session anyway.
+//
+// Deadlines: the first Update of a burst runs at once, on its own context.
+// A batch runs on a context of its own whose deadline is the latest of its
+// callers' (a caller without one counts as batchTimeout from now), and
+// each caller returns at its own context's end even while its batch is in
+// flight, with an error saying that the outcome is unknown, as a call that
+// timed out mid-way says. So StoreTimeout bounds every Update, combined or
+// not. A caller whose context ends before a batch takes its change
+// withdraws it: the change is not applied.
+
+// batchTimeout bounds a batch for a caller whose context has no deadline.
+const batchTimeout = 5 * time.Second
+
+// errWithdrawn: an Update gave up while queued, before any batch took it;
+// its change was not applied.
+var errWithdrawn = errors.New("gave up waiting for the write in flight; change not applied")
+
+// combiner batches the Updates of each key.
+type combiner struct {
+	mu   sync.Mutex
+	keys map[string]*flight // keys with a batch in flight
+}
+
+// flight is one key's run of batches: the changes that arrived since the
+// running batch started, which the next batch takes.
+type flight struct {
+	waiting []*pending
+}
+
+// pending is one Update waiting for its batch.
+type pending struct {
+	ctx  context.Context
+	ch   *session.Change
+	done chan struct{} // closed when res is set
+	res  updateResult
+}
+
+// updateResult is what a batch gives one of its changes.
+type updateResult struct {
+	rec *session.Record
+	err error
+}
+
+// applyFunc applies chs under key, in order, and returns one result per
+// change.
+type applyFunc func(ctx context.Context, key string, chs []*session.Change) []updateResult
+
+// update applies ch under key through apply, batched with the Updates of
+// key that arrive while another batch of key is in flight.
+func (c *combiner) update(ctx context.Context, key string, ch *session.Change, apply applyFunc) (*session.Record, error) {
+	c.mu.Lock()
+	if c.keys == nil {
+		c.keys = make(map[string]*flight)
+	}
+	f, busy := c.keys[key]
+	if !busy {
+		c.keys[key] = &flight{}
+		c.mu.Unlock()
+		res := apply(ctx, key, []*session.Change{ch})[0]
+		c.next(key, apply)
+		return res.rec, res.err
+	}
+	me := &pending{ctx: ctx, ch: ch, done: make(chan struct{})}
+	f.waiting = append(f.waiting, me)
+	c.mu.Unlock()
+
+	select {
+	case <-me.done:
+		return me.res.rec, me.res.err
+	case <-ctx.Done():
+	}
+	if c.withdraw(key, me) {
+		return nil, fmt.Errorf("redisstore: update: %w: %w", errWithdrawn, ctx.Err())
+	}
+	select {
+	case <-me.done: // it ended meanwhile
+		return me.res.rec, me.res.err
+	default:
+	}
+	return nil, fmt.Errorf("redisstore: update: %w while the write was in flight: it may or may not have been applied", ctx.Err())
+}
+
+// next takes the changes that arrived while key's batch ran and runs them
+// as the next batch, in a goroutine of their own, or ends key's flight.
+func (c *combiner) next(key string, apply applyFunc) {
+	if batch := c.take(key); len(batch) > 0 {
+		go c.run(key, batch, apply)
+	}
+}
+
+// take returns the changes waiting under key, leaving out those whose
+// callers gave up, and ends key's flight when none is left.
+func (c *combiner) take(key string) []*pending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.keys[key]
+	batch := f.waiting[:0:0]
+	for _, p := range f.waiting {
+		if err := p.ctx.Err(); err != nil {
+			p.res.err = fmt.Errorf("redisstore: update: %w: %w", errWithdrawn, err)
+			close(p.done)
+			continue
+		}
+		batch = append(batch, p)
+	}
+	f.waiting = nil
+	if len(batch) == 0 {
+		delete(c.keys, key)
+	}
+	return batch
+}
+
+// run applies batch and the batches that follow it until key's flight
+// ends.
+func (c *combiner) run(key string, batch []*pending, apply applyFunc) {
+	for len(batch) > 0 {
+		ctx, cancel := batchContext(batch)
+		chs := make([]*session.Change, len(batch))
+		for i, p := range batch {
+			chs[i] = p.ch
+		}
+		results := apply(ctx, key, chs)
+		cancel()
+		for i, p := range batch {
+			p.res = results[i]
+			close(p.done)
+		}
+		batch = c.take(key)
+	}
+}
+
+// batchContext returns the context of a batch: the first caller's values,
+// none of its cancellation, and the latest of the callers' deadlines.
+func batchContext(batch []*pending) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, p := range batch {
+		d, ok := p.ctx.Deadline()
+		if !ok {
+			d = time.Now().Add(batchTimeout)
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
+}
+
+// withdraw takes p out of key's queue if no batch has taken it yet.
+func (c *combiner) withdraw(key string, p *pending) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.keys[key]
+	if f == nil {
+		return false
+	}
+	for i, w := range f.waiting {
+		if w == p {
+			f.waiting = append(f.waiting[:i], f.waiting[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
