@@ -37,12 +37,21 @@ func TestLeaseLostWhenLockDeleted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			base, err := l.Store().Load(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := c.Del(ctx, s.lockKey("k")).Err(); err != nil {
 				t.Fatal(err)
 			}
 			ls := l.Store()
 			if _, err := ls.Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}}); !errors.Is(err, session.ErrLockLost) {
 				t.Fatalf("Update after the lock was deleted: %v, want ErrLockLost", err)
+			}
+			// With the record it read, which the store would write by
+			// compare-and-swap: the lock is checked first.
+			if _, err := ls.Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}, Base: base}); !errors.Is(err, session.ErrLockLost) {
+				t.Fatalf("Update with its Base after the lock was deleted: %v, want ErrLockLost", err)
 			}
 			if err := ls.Touch(ctx, "k", time.Now().Add(time.Hour)); !errors.Is(err, session.ErrLockLost) {
 				t.Fatalf("Touch: %v, want ErrLockLost", err)

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -231,6 +232,7 @@ func TestRoundTrips(t *testing.T) {
 	l.Unlock()
 
 	other := "other-" + testPrefix(t)
+	var base *session.Record // what the compare-and-swap Update read
 	for _, tc := range []struct {
 		name  string
 		trips int64
@@ -253,6 +255,16 @@ func TestRoundTrips(t *testing.T) {
 			_, err := s.Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}})
 			return err
 		}},
+		{"Update with its Base (compare-and-swap)", 1, func() error {
+			hits := s.casHits.Load()
+			if _, err := s.Update(ctx, "k", &session.Change{Add: map[string]int64{"n": 1}, Base: base, Expires: time.Now().Add(time.Hour)}); err != nil {
+				return err
+			}
+			if s.casHits.Load() != hits+1 {
+				return errors.New("the Update did not go by compare-and-swap")
+			}
+			return nil
+		}},
 		{"Create with an owner", 2, func() error {
 			rec := freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`1`)})
 			rec.Owner = other
@@ -271,6 +283,12 @@ func TestRoundTrips(t *testing.T) {
 			return l.Unlock()
 		}},
 	} {
+		if tc.name == "Update with its Base (compare-and-swap)" {
+			var err error
+			if base, err = s.Load(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		before := hook.trips.Load()
 		if err := tc.call(); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)

@@ -25,6 +25,10 @@ const (
 	fieldVersion  = "version"
 	fieldSize     = "size"
 	fieldNulls    = "nulls"
+	fieldIdle     = "idle"    // Record.IdleTimeout in nanoseconds, absent when 0
+	fieldPersist  = "persist" // Record.Persist, absent when 0
+	fieldLabel    = "label"   // absent when ""
+	fieldHandle   = "handle"  // absent when ""
 )
 
 // micros is how a time is stored: microseconds since 1970, the precision
@@ -134,6 +138,18 @@ func recordFields(rec *session.Record, version int64, indexed int64) []any {
 	if rec.Owner != "" {
 		f = append(f, fieldOwner, rec.Owner, fieldIndexed, strconv.FormatInt(indexed, 10))
 	}
+	if rec.IdleTimeout != 0 {
+		f = append(f, fieldIdle, strconv.FormatInt(int64(rec.IdleTimeout), 10))
+	}
+	if rec.Persist != 0 {
+		f = append(f, fieldPersist, strconv.Itoa(int(rec.Persist)))
+	}
+	if rec.Label != "" {
+		f = append(f, fieldLabel, rec.Label)
+	}
+	if rec.Handle != "" {
+		f = append(f, fieldHandle, rec.Handle)
+	}
 	return f
 }
 
@@ -193,6 +209,20 @@ func setField(rec *session.Record, k, v string) error {
 		}
 	case fieldOwner:
 		rec.Owner = v
+	case fieldLabel:
+		rec.Label = v
+	case fieldHandle:
+		rec.Handle = v
+	case fieldIdle, fieldPersist:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || (k == fieldPersist && (n < 0 || n > 255)) {
+			return fmt.Errorf("redisstore: %w: field %s = %.30q", session.ErrCorrupt, k, v)
+		}
+		if k == fieldIdle {
+			rec.IdleTimeout = time.Duration(n)
+		} else {
+			rec.Persist = session.CookiePersistence(n)
+		}
 	case fieldVersion:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -19,6 +19,10 @@ import "github.com/redis/go-redis/v9"
 //	size                        the values' encoded size, see weight
 //	nulls                       present when Create stored a value that is
 //	                            JSON null, which the next Update drops
+//	idle, persist               Record.IdleTimeout (ns) and Record.Persist,
+//	                            absent when 0
+//	label, handle               Record.Label and Record.Handle, absent
+//	                            when ""
 //
 // Times in a script are compared as Lua numbers (doubles), exact for
 // microsecond times until the year 2255.
@@ -62,29 +66,50 @@ return 'OK'
 `)
 
 // updateScript applies a batch of session.Changes to a live record, one
-// after the other, each as Change.Apply does, and answers one result per
-// change: {'OK', fields} with the record's fields after the change;
-// {'EMPTY', fields} when no values are left and the record is deleted
-// (the changes after it then find no record); or {code, ...} for
-// NOTFOUND, LOCKLOST, CORRUPT, NOTINT (key, stored value[, delta]) and
-// TOOLARGE (size), that change leaving the record as it was for the next.
-// A change that answers NEEDINDEX (owner, score) ends the batch: it and
-// the changes after it are not applied, and the caller sends them again
-// once it has indexed the record.
+// after the other, each as Change.Apply does. It answers the record's
+// fields as they were (HGETALL) followed by one result per change:
+// {'OK', patch} with the fields the change set, as name, value pairs (an
+// empty value for a field it deleted), which the caller applies to the
+// record the changes before left; {'EMPTY', fields} with the record's fields when no
+// values are left and the record is deleted (the changes after it then
+// find no record); or {code, ...} for NOTFOUND, LOCKLOST, CORRUPT, NOTINT
+// (key, stored value[, 'overflow']) and TOOLARGE (size), that change
+// leaving the record as it was for the next. A change that answers
+// NEEDINDEX (owner, score) ends the batch: it and the changes after it are
+// not applied, and the caller sends them again once it has indexed the
+// record.
 //
 // The script reads the record once (HGETALL), applies the changes to it
 // in memory and writes what they changed once at the end: a batch costs
 // Redis about one command per change less than its changes one by one.
 //
+// Compare-and-swap: a single change may come with the fields its caller
+// computed with Change.Apply from the record it read (Change.Base), when
+// the change keeps the owner. When the stored record is still that one
+// (same version, created and expires, so no Update, Touch or new record
+// came in between) and the owner index already covers it, the script
+// writes those fields and answers {{}, {'CAS', version}}, without reading
+// the record or applying the change itself; otherwise it goes on as above.
+//
 //	KEYS[1] record, KEYS[2] lock (only with a token)
 //	ARGV[1] token           ARGV[2] now (µs)
-//	ARGV[3] the number of changes, then for each change, from its first
-//	argument a:
+//	ARGV[3] the number of changes
+//	ARGV[4] k, the number of compare-and-swap arguments, then those, from c:
+//	  c     the version read   c+1 its created (µs) or ''
+//	  c+2   its expires (µs)   c+3 for an owned record, the latest it can
+//	                           be live after the change (µs), else ''
+//	  c+4   PEXPIREAT (ms) or '', c+5 n sets, c+6 n deletes, then
+//	    n sets of     field, value
+//	    n deletes     field
+//	then for each change, from its first argument a:
 //	  a     '1' to clear       a+1 new expires (µs) or ''
 //	  a+2   PEXPIREAT (ms)     a+3 '1' to set the owner, a+4 to
 //	  a+5   MaxSize or '0'     a+6, a+7 owner and score the caller has
 //	                           just indexed the record under, or ''
-//	  a+8 n sets, a+9 n deletes, a+10 n adds, then
+//	  a+8   '1' to set the label, a+9 to
+//	  a+10  '1' to set the lifetime: a+11 idle timeout (ns), a+12 deadline
+//	        (µs) or '', a+13 cookie persistence
+//	  a+14 n sets, a+15 n deletes, a+16 n adds, then
 //	    n sets of   field, weight, value
 //	    n deletes   field, weight
 //	    n adds      field, weight, delta as hi, lo (see intMath)
@@ -96,24 +121,41 @@ return 'OK'
 // the script keeps it exact without having to quote keys itself.
 var updateScript = redis.NewScript(updateSource)
 
-const updateSource = common + intMath + `
-if not locked() then return {{'LOCKLOST'}} end
+const updateSource = common + `
+if not locked() then return {{}, {'LOCKLOST'}} end
 local rec = KEYS[1]
 local now = tonumber(ARGV[2])
+local k = tonumber(ARGV[4])
+if k > 0 then
+  local c = 5
+  local m = redis.call('HMGET', rec, 'version', 'created', 'expires', 'indexed')
+  local score = ARGV[c + 3]
+  if m[1] == ARGV[c] and (m[2] or '') == ARGV[c + 1] and m[3] == ARGV[c + 2] and tonumber(m[3]) > now and
+    (score == '' or (m[4] and tonumber(m[4]) >= tonumber(score))) then
+    local version = string.format('%.0f', tonumber(m[1]) + 1)
+    local sets, dels = {'version', version}, {}
+    local i = c + 7
+    for _ = 1, tonumber(ARGV[c + 5]) do sets[#sets + 1] = ARGV[i]; sets[#sets + 1] = ARGV[i + 1]; i = i + 2 end
+    for _ = 1, tonumber(ARGV[c + 6]) do dels[#dels + 1] = ARGV[i]; i = i + 1 end
+    hdel(rec, dels)
+    hset(rec, sets)
+    if ARGV[c + 4] ~= '' then redis.call('PEXPIREAT', rec, ARGV[c + 4]) end
+    return {{}, {'CAS', version}}
+  end
+end
+` + intMath + `
 -- h is the record as the changes so far leave it, dirty the fields they
 -- changed, pexpire the last PEXPIREAT asked for; gone once a change left
--- no values.
-local h, dirty, pexpire, gone = {}, {}, false, false
+-- no values; patch the fields the change being applied sets, as field,
+-- value pairs ('' for a field it deletes: no field ever holds '').
+local h, dirty, pexpire, gone, patch = {}, {}, false, false, {}
 local all = redis.call('HGETALL', rec)
 for j = 1, #all, 2 do h[all[j]] = all[j + 1] end
 local function set(f, v)
   h[f] = v
   dirty[f] = true
-end
-local function fields()
-  local out = {}
-  for f, v in pairs(h) do out[#out + 1] = f; out[#out + 1] = v end
-  return out
+  patch[#patch + 1] = f
+  patch[#patch + 1] = v or ''
 end
 -- The change being applied: its plan (field -> new value, or false for
 -- none), whether it clears, and the size its values would have.
@@ -130,6 +172,10 @@ local function put(f, w, v)
   if v then size = size + tonumber(w) + #v end
   plan[f] = v
 end
+-- setopt sets f to v, or deletes it when v is '' or '0'.
+local function setopt(f, v)
+  if v ~= '' and v ~= '0' then set(f, v) elseif h[f] then set(f, nil) end
+end
 local function apply(a)
   if gone or not h.expires or tonumber(h.expires) <= now then return {'NOTFOUND'} end
   if not h.size then return {'CORRUPT'} end
@@ -144,8 +190,8 @@ local function apply(a)
       if v == 'null' and string.sub(f, 1, 2) == 'v:' then plan[f] = false end
     end
   end
-  local nset, ndel, nadd = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10])
-  local i = a + 11
+  local nset, ndel, nadd = tonumber(ARGV[a + 14]), tonumber(ARGV[a + 15]), tonumber(ARGV[a + 16])
+  local i = a + 17
   for _ = 1, nset do put(ARGV[i], ARGV[i + 1], ARGV[i + 2]); i = i + 3 end
   for _ = 1, ndel do put(ARGV[i], ARGV[i + 1], false); i = i + 2 end
   for _ = 1, nadd do
@@ -163,6 +209,9 @@ local function apply(a)
   end
   local owner = h.owner or ''
   if ARGV[a + 3] == '1' then owner = ARGV[a + 4] end
+  local life = ARGV[a + 10] == '1'
+  local deadline = h.deadline
+  if life then deadline = ARGV[a + 12] end
   local expires = h.expires
   if ARGV[a + 1] ~= '' then expires = ARGV[a + 1] end
   local maxsize = tonumber(ARGV[a + 5])
@@ -175,9 +224,19 @@ local function apply(a)
   if size <= 0 then
     gone = true
     local out = {'expires', expires, 'version', version}
-    if h.created then out[#out + 1] = 'created'; out[#out + 1] = h.created end
-    if h.deadline then out[#out + 1] = 'deadline'; out[#out + 1] = h.deadline end
-    if owner ~= '' then out[#out + 1] = 'owner'; out[#out + 1] = owner end
+    local function add(f, v) if v and v ~= '' then out[#out + 1] = f; out[#out + 1] = v end end
+    add('created', h.created)
+    add('deadline', deadline)
+    add('owner', owner)
+    add('handle', h.handle)
+    if ARGV[a + 8] == '1' then add('label', ARGV[a + 9]) else add('label', h.label) end
+    if life then
+      add('idle', ARGV[a + 11])
+      add('persist', ARGV[a + 13])
+    else
+      add('idle', h.idle)
+      add('persist', h.persist)
+    end
     return {'EMPTY', out}
   end
   -- The owner index must list the record, under a score no earlier than
@@ -185,7 +244,7 @@ local function apply(a)
   local indexed = false
   if owner ~= '' then
     local score = tonumber(expires)
-    if h.deadline and tonumber(h.deadline) > score then score = tonumber(h.deadline) end
+    if deadline and deadline ~= '' and tonumber(deadline) > score then score = tonumber(deadline) end
     local ok = owner == (h.owner or '') and h.indexed and tonumber(h.indexed) >= score
     if not ok then
       if ARGV[a + 6] == owner and tonumber(ARGV[a + 7]) >= score then
@@ -200,6 +259,7 @@ local function apply(a)
       if string.sub(f, 1, 2) == 'v:' and plan[f] == nil then plan[f] = false end
     end
   end
+  patch = {}
   for f, v in pairs(plan) do set(f, v or nil) end
   set('size', string.format('%.0f', size))
   set('version', version)
@@ -211,17 +271,23 @@ local function apply(a)
     if h.owner then set('owner', nil) end
     if h.indexed then set('indexed', nil) end
   end
+  if ARGV[a + 8] == '1' then setopt('label', ARGV[a + 9]) end
+  if life then
+    setopt('idle', ARGV[a + 11])
+    setopt('deadline', ARGV[a + 12])
+    setopt('persist', ARGV[a + 13])
+  end
   if h.nulls then set('nulls', nil) end
   if ARGV[a + 1] ~= '' then pexpire = ARGV[a + 2] end
-  return {'OK', fields()}
+  return {'OK', patch}
 end
-local out = {}
-local a = 4
+local out = {all}
+local a = 5 + k
 for n = 1, tonumber(ARGV[3]) do
   local res = apply(a)
-  out[n] = res
+  out[n + 1] = res
   if res[1] == 'NEEDINDEX' then break end
-  a = a + 11 + 3 * tonumber(ARGV[a + 8]) + 2 * tonumber(ARGV[a + 9]) + 4 * tonumber(ARGV[a + 10])
+  a = a + 17 + 3 * tonumber(ARGV[a + 14]) + 2 * tonumber(ARGV[a + 15]) + 4 * tonumber(ARGV[a + 16])
 end
 if gone then
   redis.call('DEL', rec)

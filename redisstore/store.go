@@ -21,9 +21,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,6 +72,7 @@ type Store struct {
 
 	comb       combiner  // batches the Updates of one key
 	applyPlain applyFunc // applyUpdates without a lease
+	casHits    atomic.Int64
 }
 
 var (
@@ -185,6 +188,11 @@ func (s *Store) Create(ctx context.Context, key string, rec *session.Record) err
 // a new owner, or moves the record's end past what the owner index knows,
 // costs two more round trips, to index the record first.
 //
+// With ch.Base, the record its caller read, the store applies ch to it
+// in Go and the script only writes the result, if the stored record is
+// still that one (compare-and-swap); otherwise the script applies ch
+// itself, in the same call.
+//
 // The Updates of one key that reach the store while one of them is in
 // flight wait in the process and then go to Redis together, as one script
 // call that applies each of them whole, in arrival order, and refuses
@@ -264,8 +272,15 @@ func (s *Store) update(ctx context.Context, key string, ch *session.Change, toke
 // the record is indexed runs it and the changes after it again.
 func (s *Store) applyUpdates(ctx context.Context, key string, chs []*session.Change, token string) []updateResult {
 	results := make([]updateResult, len(chs))
+	// A single change with the record its caller read may go by
+	// compare-and-swap (see updateScript).
+	var cas []any
+	var next *session.Record
+	if len(chs) == 1 {
+		next, cas = casArgs(chs[0])
+	}
 	blocks := make([][]any, len(chs))
-	n := 3
+	n := 4 + len(cas)
 	for i, ch := range chs {
 		blocks[i] = changeArgs(ch)
 		n += len(blocks[i])
@@ -280,31 +295,65 @@ func (s *Store) applyUpdates(ctx context.Context, key string, chs []*session.Cha
 	var tries []int // NEEDINDEX answers per change
 	args := make([]any, 0, n)
 	for from := 0; from < len(chs); {
-		args = append(args[:0], token, micros(time.Now()), len(chs)-from)
+		args = append(args[:0], token, micros(time.Now()), len(chs)-from, len(cas))
+		args = append(args, cas...)
 		for _, b := range blocks[from:] {
 			args = append(args, b...)
 		}
-		res, err := updateScript.Run(ctx, s.c, keys, args...).Slice()
+		reply, err := updateScript.Run(ctx, s.c, keys, args...).Slice()
 		if err != nil {
 			return fail(from, callErr(ctx, "update", err))
 		}
-		if len(res) == 0 || len(res) > len(chs)-from {
-			return fail(from, fmt.Errorf("redisstore: update: unexpected answer %v", res))
+		cas = nil // a second run, after indexing, applies the change itself
+		if rec, ok := casDone(reply, next); ok {
+			s.casHits.Add(1)
+			results[0].rec = rec
+			return results
 		}
+		if len(reply) < 2 || len(reply)-1 > len(chs)-from {
+			return fail(from, fmt.Errorf("redisstore: update: unexpected answer %v", reply))
+		}
+		before, _ := reply[0].([]any)
+		res := reply[1:]
 		last, _ := res[len(res)-1].([]any)
 		needIndex := len(last) > 0 && last[0] == "NEEDINDEX"
 		applied := len(res)
 		if needIndex {
 			applied--
 		}
+		var cur *session.Record // the record as the changes so far left it
+		var curErr error        // why cur could not be built
+		handed := false         // cur is a caller's result already
 		for j := range applied {
 			list, _ := res[j].([]any)
-			results[from+j].rec, results[from+j].err = decodeUpdate(list, chs[from+j])
+			i := from + j
+			if len(list) < 2 || list[0] != "OK" {
+				results[i].rec, results[i].err = decodeUpdate(list, chs[i])
+				continue
+			}
+			switch {
+			case curErr != nil:
+			case cur == nil:
+				cur, curErr = decodeFlat(before)
+			case handed:
+				next := *cur
+				next.Values = maps.Clone(cur.Values)
+				cur = &next
+			}
+			if curErr == nil {
+				patch, _ := list[1].([]any)
+				curErr = applyPatch(cur, patch)
+			}
+			if curErr != nil {
+				results[i].err = curErr
+				continue
+			}
+			results[i].rec, handed = cur, true
 		}
 		from += applied
 		if !needIndex {
 			if from < len(chs) {
-				return fail(from, fmt.Errorf("redisstore: update: unexpected answer %v", res))
+				return fail(from, fmt.Errorf("redisstore: update: unexpected answer %v", reply))
 			}
 			break
 		}
@@ -330,14 +379,166 @@ func (s *Store) applyUpdates(ctx context.Context, key string, chs []*session.Cha
 	return results
 }
 
-// decodeUpdate reads updateScript's answer for ch.
+// casArgs returns the compare-and-swap arguments of updateScript for ch
+// (see there) and the record they store, or nothing when ch has no Base or
+// the script has to apply it itself: it fails on Base (the stored record
+// may be another), empties the record, changes its owner (the owner index
+// may need a new entry), or Base holds a JSON null (which the stored
+// record marks).
+func casArgs(ch *session.Change) (*session.Record, []any) {
+	base := ch.Base
+	if base == nil || base.Version <= 0 || base.Expires.IsZero() || (ch.Owner != nil && *ch.Owner != base.Owner) {
+		return nil, nil
+	}
+	for _, v := range base.Values {
+		if isNull(v) {
+			return nil, nil
+		}
+	}
+	next, err := ch.Apply(base)
+	if err != nil || len(next.Values) == 0 {
+		return nil, nil
+	}
+	created := ""
+	if !base.Created.IsZero() {
+		created = micros(base.Created)
+	}
+	pexpire := ""
+	if !next.Expires.Equal(base.Expires) {
+		pexpire = expireAt(next.Expires)
+	}
+	var sets, dels []any
+	setTime := func(field string, from, to time.Time) {
+		switch {
+		case to.Equal(from):
+		case to.IsZero():
+			dels = append(dels, field)
+		default:
+			sets = append(sets, field, micros(to))
+		}
+	}
+	setString := func(field, from, to string) {
+		switch {
+		case to == from:
+		case to == "":
+			dels = append(dels, field)
+		default:
+			sets = append(sets, field, to)
+		}
+	}
+	size := 0
+	for k, v := range next.Values {
+		size += weight(k) + len(v)
+		if old, ok := base.Values[k]; !ok || string(old) != string(v) {
+			sets = append(sets, valuePrefix+k, []byte(v))
+		}
+	}
+	for k := range base.Values {
+		if _, ok := next.Values[k]; !ok {
+			dels = append(dels, valuePrefix+k)
+		}
+	}
+	sets = append(sets, fieldSize, strconv.Itoa(size))
+	setTime(fieldExpires, base.Expires, next.Expires)
+	setTime(fieldDeadline, base.Deadline, next.Deadline)
+	setString(fieldLabel, base.Label, next.Label)
+	setString(fieldIdle, durationField(base.IdleTimeout), durationField(next.IdleTimeout))
+	setString(fieldPersist, persistField(base.Persist), persistField(next.Persist))
+	score := ""
+	if next.Owner != "" {
+		score = strconv.FormatInt(endScore(next), 10)
+	}
+	args := make([]any, 0, 7+len(sets)+len(dels))
+	args = append(args, strconv.FormatInt(base.Version, 10), created, micros(base.Expires),
+		score, pexpire, len(sets)/2, len(dels))
+	args = append(args, sets...)
+	args = append(args, dels...)
+	return next, args
+}
+
+func durationField(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64(d), 10)
+}
+
+func persistField(p session.CookiePersistence) string {
+	if p == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(p))
+}
+
+// casDone reports whether updateScript's reply says that it stored next
+// by compare-and-swap, and returns next with its new version.
+func casDone(reply []any, next *session.Record) (*session.Record, bool) {
+	if next == nil || len(reply) != 2 {
+		return nil, false
+	}
+	res, _ := reply[1].([]any)
+	if len(res) != 2 || res[0] != "CAS" {
+		return nil, false
+	}
+	version, _ := res[1].(string)
+	v, err := strconv.ParseInt(version, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	next.Version = v
+	// As a read would return them: to the microsecond, in UTC.
+	next.Created, next.Expires, next.Deadline = stored(next.Created), stored(next.Expires), stored(next.Deadline)
+	return next, true
+}
+
+// stored returns t as the store keeps it: to the microsecond, in UTC.
+func stored(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.UnixMicro(t.UnixMicro()).UTC()
+}
+
+// applyPatch applies to rec the fields an update set, as name, value pairs
+// ("" for a field it deleted).
+func applyPatch(rec *session.Record, patch []any) error {
+	for i := 0; i+1 < len(patch); i += 2 {
+		k, _ := patch[i].(string)
+		v, _ := patch[i+1].(string)
+		if v != "" {
+			if err := setField(rec, k, v); err != nil {
+				return err
+			}
+			continue
+		}
+		if key, ok := strings.CutPrefix(k, valuePrefix); ok {
+			delete(rec.Values, key)
+			continue
+		}
+		switch k {
+		case fieldOwner:
+			rec.Owner = ""
+		case fieldLabel:
+			rec.Label = ""
+		case fieldDeadline:
+			rec.Deadline = time.Time{}
+		case fieldIdle:
+			rec.IdleTimeout = 0
+		case fieldPersist:
+			rec.Persist = 0
+		}
+	}
+	return nil
+}
+
+// decodeUpdate reads updateScript's answer for ch when it is not OK.
 func decodeUpdate(res []any, ch *session.Change) (*session.Record, error) {
 	code := ""
 	if len(res) > 0 {
 		code, _ = res[0].(string)
 	}
 	switch code {
-	case "OK", "EMPTY":
+	case "EMPTY":
 		var flat []any
 		if len(res) > 1 {
 			flat, _ = res[1].([]any)
@@ -401,7 +602,7 @@ func changeArgs(ch *session.Change) []any {
 			nset++
 		}
 	}
-	args := make([]any, 11, 11+3*nset+2*ndel+4*len(ch.Add))
+	args := make([]any, 17, 17+3*nset+2*ndel+4*len(ch.Add))
 	args[0] = flag(ch.Clear)
 	args[1], args[2] = "", ""
 	if !ch.Expires.IsZero() {
@@ -413,7 +614,19 @@ func changeArgs(ch *session.Change) []any {
 	}
 	args[5] = max(ch.MaxSize, 0)
 	args[6], args[7] = "", ""
-	args[8], args[9], args[10] = nset, ndel, len(ch.Add)
+	args[8], args[9] = flag(ch.Label != nil), ""
+	if ch.Label != nil {
+		args[9] = *ch.Label
+	}
+	args[10], args[11], args[12], args[13] = flag(ch.Lifetime != nil), "", "", ""
+	if l := ch.Lifetime; l != nil {
+		args[11] = strconv.FormatInt(int64(l.IdleTimeout), 10)
+		if !l.Deadline.IsZero() {
+			args[12] = micros(l.Deadline)
+		}
+		args[13] = strconv.Itoa(int(l.Persist))
+	}
+	args[14], args[15], args[16] = nset, ndel, len(ch.Add)
 	for k, v := range ch.Values {
 		if !isNull(v) {
 			args = append(args, valuePrefix+k, weight(k), []byte(v))

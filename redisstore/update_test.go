@@ -115,7 +115,9 @@ func TestQuotedLen(t *testing.T) {
 // TestUpdateMatchesApply runs random sequences of changes (sets, deletes,
 // nulls, adds, clears, owners, size limits around the exact size) on the
 // store and on a copy of the record with Change.Apply, and compares the
-// two after every step.
+// two after every step. A change comes with no Base, with the record the
+// last step returned (the store writes it by compare-and-swap), or with an
+// older one (the store finds it stale and applies the change itself).
 func TestUpdateMatchesApply(t *testing.T) {
 	t.Parallel()
 	for _, topo := range topologies {
@@ -129,14 +131,33 @@ func TestUpdateMatchesApply(t *testing.T) {
 			for seq := range 8 {
 				key := fmt.Sprintf("seq-%d", seq)
 				model := freshRecord(map[string]json.RawMessage{"a": json.RawMessage(`1`), "n": json.RawMessage(`null`)})
+				model.Handle = "h-" + key
 				if err := s.Create(ctx, key, model); err != nil {
 					t.Fatal(err)
 				}
 				model.Values = maps.Clone(model.Values)
+				read, err := s.Load(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				older := read
 				for step := range 40 {
 					ch := randomChange(r, model)
+					switch r.IntN(3) {
+					case 1:
+						ch.Base, outcomes["base"] = read, outcomes["base"]+1
+					case 2:
+						ch.Base = older
+					}
 					want, wantErr := ch.Apply(model)
+					hits := s.casHits.Load()
 					got, err := s.Update(ctx, key, ch)
+					if s.casHits.Load() > hits {
+						outcomes["compare-and-swap"]++
+						if ch.Base != read {
+							t.Fatalf("seq %d step %d: compare-and-swap on a stale Base", seq, step)
+						}
+					}
 					outcomes[errClass(wantErr)]++
 					if errClass(err) != errClass(wantErr) {
 						t.Fatalf("seq %d step %d: %+v: err = %v, Apply says %v", seq, step, ch, err, wantErr)
@@ -144,6 +165,7 @@ func TestUpdateMatchesApply(t *testing.T) {
 					if err != nil {
 						continue
 					}
+					older, read = read, got
 					if len(want.Values) == 0 {
 						outcomes["emptied"]++
 						if len(got.Values) != 0 {
@@ -158,16 +180,19 @@ func TestUpdateMatchesApply(t *testing.T) {
 					if err != nil {
 						t.Fatalf("seq %d step %d: Load: %v", seq, step, err)
 					}
+					if loaded.Version != got.Version {
+						t.Fatalf("seq %d step %d: Update returned version %d, Load %d", seq, step, got.Version, loaded.Version)
+					}
 					for name, rec := range map[string]*session.Record{"Update": got, "Load": loaded} {
-						if !maps.EqualFunc(rec.Values, want.Values, func(a, b json.RawMessage) bool { return string(a) == string(b) }) {
-							t.Fatalf("seq %d step %d: %s values %s, Apply says %s", seq, step, name, show(rec.Values), show(want.Values))
-						}
-						if rec.Owner != want.Owner || !rec.Expires.Equal(want.Expires) || !rec.Deadline.Equal(want.Deadline) || !rec.Created.Equal(want.Created) {
-							t.Fatalf("seq %d step %d: %s = %+v, Apply says %+v", seq, step, name, rec, want)
+						if !sameRecord(rec, want) {
+							t.Fatalf("seq %d step %d: %s = %+v %s, Apply says %+v %s", seq, step, name, rec, show(rec.Values), want, show(want.Values))
 						}
 					}
 					model = want
 				}
+			}
+			if outcomes["compare-and-swap"] == 0 {
+				t.Error("no Update went by compare-and-swap")
 			}
 		})
 	}
@@ -212,6 +237,17 @@ func randomChange(r *rand.Rand, model *session.Record) *session.Change {
 	}
 	if r.IntN(3) == 0 {
 		ch.Expires = time.Now().UTC().Truncate(time.Microsecond).Add(time.Duration(1+r.IntN(100)) * time.Minute)
+	}
+	if r.IntN(8) == 0 {
+		label := []string{"", "Firefox on macOS é ✓", "phone"}[r.IntN(3)]
+		ch.Label = &label
+	}
+	if r.IntN(8) == 0 {
+		l := &session.Lifetime{IdleTimeout: time.Duration(r.IntN(3)) * 90 * time.Minute, Persist: session.CookiePersistence(r.IntN(3))}
+		if r.IntN(3) > 0 {
+			l.Deadline = time.Now().UTC().Truncate(time.Microsecond).Add(time.Duration(1+r.IntN(72)) * time.Hour)
+		}
+		ch.Lifetime = l
 	}
 	// A limit at, just under or just over the exact size.
 	if probe, err := (&session.Change{Clear: ch.Clear, Values: ch.Values, Add: ch.Add}).Apply(model); err == nil {
