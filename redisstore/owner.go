@@ -72,63 +72,9 @@ func (s *Store) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, 
 	if len(targets) == 0 {
 		return 0, nil
 	}
-	cmds := make([]*redis.Cmd, len(targets))
-	run := func(p redis.Pipeliner, eval func(*redis.Script, redis.Scripter, []string, ...any) *redis.Cmd, only []int) error {
-		for _, i := range only {
-			cmds[i] = eval(deleteOwnedScript, p, []string{s.recordKey(targets[i])}, owner, now)
-		}
-		_, err := p.Exec(ctx)
-		return err
-	}
-	all := make([]int, len(targets))
-	for i := range all {
-		all[i] = i
-	}
-	evalSha := func(sc *redis.Script, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
-		return sc.EvalSha(ctx, c, keys, args...)
-	}
-	evalSrc := func(sc *redis.Script, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
-		return sc.Eval(ctx, c, keys, args...)
-	}
-	err = run(s.c.Pipeline(), evalSha, all)
+	n, err := s.deleteEach(ctx, owner, targets, deleteOwnedScript, owner, now)
 	if err != nil {
-		// A node that has not seen the script yet answers NOSCRIPT: send
-		// those again with the script's source.
-		var again []int
-		for i, c := range cmds {
-			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-				again = append(again, i)
-			}
-		}
-		if len(again) > 0 {
-			err = run(s.c.Pipeline(), evalSrc, again)
-		}
-	}
-	n := 0
-	var deleted []any
-	var firstErr error
-	for i, c := range cmds {
-		v, err := c.Int()
-		switch {
-		case err != nil && firstErr == nil:
-			firstErr = err
-		case err == nil && v == 1:
-			n++
-			deleted = append(deleted, targets[i])
-		}
-	}
-	if firstErr == nil && err != nil {
-		firstErr = err
-	}
-	if len(deleted) > 0 {
-		// Dropping the entries of the records just deleted keeps the index
-		// short; an entry left behind by an error only costs a check.
-		if zerr := s.c.ZRem(ctx, idx, deleted...).Err(); zerr != nil && firstErr == nil {
-			firstErr = zerr
-		}
-	}
-	if firstErr != nil {
-		return n, callErr(ctx, "delete owner", firstErr)
+		return n, callErr(ctx, "delete owner", err)
 	}
 	return n, nil
 }

@@ -450,3 +450,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `)
+
+// deleteDeviceScript deletes a live record (KEYS[1]) if its owner is
+// ARGV[1] and its handle ARGV[2], and answers 1, else 0. ARGV[3] is now
+// (µs). A key that is not a hash is no session of this store.
+var deleteDeviceScript = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+local m = redis.call('HMGET', KEYS[1], 'owner', 'handle', 'expires')
+if m[1] == ARGV[1] and m[2] == ARGV[2] and m[3] and tonumber(m[3]) > tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)

@@ -12,7 +12,8 @@
 // session's hash and its lock key live in one Cluster slot, so a script
 // can check the lock and write the session in one step.
 //
-// The store implements [session.OwnerStore] (see [Store.DeleteOwner]) and
+// The store implements [session.OwnerStore] (see [Store.DeleteOwner]),
+// [session.DeviceStore] (see [Store.Devices] and [Store.DeleteDevice]) and
 // [session.Locker] (see [Store.Lock]).
 package redisstore
 
@@ -76,9 +77,12 @@ type Store struct {
 }
 
 var (
-	_ session.Store      = (*Store)(nil)
-	_ session.OwnerStore = (*Store)(nil)
-	_ session.Locker     = (*Store)(nil)
+	_ session.Store       = (*Store)(nil)
+	_ session.OwnerStore  = (*Store)(nil)
+	_ session.DeviceStore = (*Store)(nil)
+	_ session.Locker      = (*Store)(nil)
+
+	_ session.DeviceStore = (*leasedStore)(nil)
 )
 
 // New returns a Store that keeps sessions through client, which it does
