@@ -348,13 +348,24 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	if s.ch.Owner != nil && *s.ch.Owner != "" && m.owners == nil {
 		return cookieEffect{}, errOwnerStore(m.store)
 	}
-	ch := s.ch
+	// The store gets a copy of the pending changes with the commit's
+	// settings filled in: a store may still read it after Update returned
+	// (one that gave up waiting on a batch in flight). The memory store
+	// never does, and gets the session's own Change, which saves the
+	// copy's allocation on the hot path; the settings are taken out again
+	// whatever happens.
+	ch := &s.ch
+	if _, mem := s.store.(*MemoryStore); !mem {
+		c := s.ch
+		ch = &c
+	}
 	ch.MaxSize, ch.Expires, ch.Base = m.maxSize, p.expires, s.base
 	var rec *Record
 	err := s.call(ctx, "Update", func(ctx context.Context) (err error) {
-		rec, err = s.store.Update(ctx, s.key, &ch)
+		rec, err = s.store.Update(ctx, s.key, ch)
 		return err
 	})
+	s.ch.MaxSize, s.ch.Expires, s.ch.Base = 0, time.Time{}, nil
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.endedElsewhere()
