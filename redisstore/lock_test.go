@@ -469,28 +469,7 @@ func TestHTTPLostLeaseCountsExact(t *testing.T) {
 
 // lockKeys lists the lock keys under prefix, on every node.
 func lockKeys(ctx context.Context, c redis.UniversalClient, prefix string) ([]string, error) {
-	scan := func(ctx context.Context, c redis.Cmdable) ([]string, error) {
-		var keys []string
-		iter := c.Scan(ctx, 0, prefix+"*:lock", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		return keys, iter.Err()
-	}
-	cc, ok := c.(*redis.ClusterClient)
-	if !ok {
-		return scan(ctx, c)
-	}
-	var mu sync.Mutex
-	var all []string
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		keys, err := scan(ctx, node)
-		mu.Lock()
-		all = append(all, keys...)
-		mu.Unlock()
-		return err
-	})
-	return all, err
+	return scanKeys(ctx, c, prefix+"*:lock")
 }
 
 // queueLen returns how many requests hold or wait for key's lock in this

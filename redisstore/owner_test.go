@@ -226,6 +226,7 @@ func TestRoundTrips(t *testing.T) {
 	s.Create(ctx, "warm", warm)
 	s.Update(ctx, "warm", &session.Change{Add: map[string]int64{"n": 1}})
 	s.Touch(ctx, "warm", time.Now().Add(time.Hour))
+	s.DeleteDevice(ctx, owner, "no such handle")
 	s.DeleteOwner(ctx, owner, "")
 	l, _ := s.Lock(ctx, "warm")
 	l.Store().Update(ctx, "warm", &session.Change{Add: map[string]int64{"n": 1}})
@@ -267,8 +268,22 @@ func TestRoundTrips(t *testing.T) {
 		}},
 		{"Create with an owner", 2, func() error {
 			rec := freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`1`)})
-			rec.Owner = other
+			rec.Owner, rec.Handle = other, "handle-k2"
 			return s.Create(ctx, "k2", rec)
+		}},
+		{"Devices of 2", 2, func() error {
+			list, err := s.Devices(ctx, other, 10)
+			if err == nil && len(list) != 2 {
+				err = fmt.Errorf("listed %+v, want 2", list)
+			}
+			return err
+		}},
+		{"DeleteDevice of an unknown handle", 2, func() error {
+			found, err := s.DeleteDevice(ctx, other, "handle-k3")
+			if err == nil && found {
+				err = errors.New("found it")
+			}
+			return err
 		}},
 		{"DeleteOwner of 2", 3, func() error { _, err := s.DeleteOwner(ctx, other, ""); return err }},
 		{"Delete", 1, func() error { return s.Delete(ctx, "k") }},
