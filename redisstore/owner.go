@@ -11,9 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The owner index lets DeleteOwner find an owner's sessions without
-// scanning: a sorted set per owner, "{Prefix}owner:{<SHA-256 of the
-// owner>}", of store keys scored by the latest time (µs) at which each
+// The owner index lets DeleteOwner, Devices and DeleteDevice (devices.go)
+// find an owner's sessions without scanning: a sorted set per owner,
+// "{Prefix}owner:{<SHA-256 of the owner>}", of store keys scored by the latest time (µs) at which each
 // record can still be live (its Deadline, or Expires if later). The owner
 // is hashed so that any string makes a short key and never a hash tag of
 // its own.
