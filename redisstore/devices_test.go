@@ -386,3 +386,41 @@ func TestDeleteDeviceBothCopies(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteDeviceChecksOwner: a session that changed owner is still in
+// its old owner's index until its end; the script on its key checks the
+// owner it has now, so the old owner can neither list it nor end it.
+func TestDeleteDeviceChecksOwner(t *testing.T) {
+	t.Parallel()
+	for _, topo := range topologies {
+		t.Run(topo.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t, topo.client(t), Options{})
+			ctx := t.Context()
+			ann, bob := "ann-"+testPrefix(t), "bob-"+testPrefix(t)
+			rec := freshRecord(map[string]json.RawMessage{"n": json.RawMessage(`1`)})
+			rec.Owner, rec.Handle = ann, "shared-pc"
+			if err := s.Create(ctx, "k", rec); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Update(ctx, "k", &session.Change{Owner: &bob}); err != nil {
+				t.Fatal(err)
+			}
+			if entries, err := s.indexed(ctx, ann, time.Now().UnixMicro()); err != nil || len(entries) != 1 {
+				t.Fatalf("ann's index: %v, %v; want the old entry still there", entries, err)
+			}
+			if list, err := s.Devices(ctx, ann, 10); err != nil || len(list) != 0 {
+				t.Errorf("ann's devices = %+v, %v; want none", list, err)
+			}
+			if found, err := s.DeleteDevice(ctx, ann, "shared-pc"); err != nil || found {
+				t.Fatalf("DeleteDevice by the old owner = %v, %v; want false", found, err)
+			}
+			if _, err := s.Load(ctx, "k"); err != nil {
+				t.Fatalf("Load after the old owner's DeleteDevice: %v", err)
+			}
+			if found, err := s.DeleteDevice(ctx, bob, "shared-pc"); err != nil || !found {
+				t.Fatalf("DeleteDevice by the owner = %v, %v; want true", found, err)
+			}
+		})
+	}
+}
