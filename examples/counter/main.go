@@ -86,19 +86,9 @@ func run(c config) error {
 // newServer builds the counter's handler for c, and a function that
 // closes what it opened.
 func newServer(c config) (h http.Handler, mode string, closeAll func(), err error) {
-	var closers []func() error
-	closeOpened := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			closeOpened()
-		}
-	}()
 	opts := session.Options{Lock: c.lock}
 	mode = c.store + " store"
+	closeStore := func() error { return nil }
 	switch {
 	case c.koa && c.store != "mysql":
 		return nil, "", nil, fmt.Errorf("-koa needs -store mysql, not %q", c.store)
@@ -108,42 +98,47 @@ func newServer(c config) (h http.Handler, mode string, closeAll func(), err erro
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("-dsn: %w", err)
 		}
+		if !c.koa {
+			// The store opens its own pool and closes it with itself.
+			st, err := session.OpenMySQLStore(cfg, session.MySQLOptions{})
+			if err != nil {
+				return nil, "", nil, err
+			}
+			opts.Store, closeStore = st, st.Close
+			break
+		}
 		connector, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("-dsn: %w", err)
 		}
 		db := sql.OpenDB(connector)
-		closers = append(closers, db.Close)
-		if c.koa {
-			st, err := koa.NewStore(db, koa.Options{})
-			if err != nil {
-				return nil, "", nil, err
-			}
-			closers = append(closers, st.Close)
-			opts.Store = st
-			// The Koa app's cookie: the same name, and Path=/ (the
-			// default), so the Go cookie replaces Koa's in the browser
-			// instead of sitting beside it.
-			opts.CookieName = "SESSION_ID"
-			opts.Cookie.Path = "/"
-			mode = "mysql store, Koa mode"
-		} else {
-			st, err := session.NewMySQLStore(db, session.MySQLOptions{})
-			if err != nil {
-				return nil, "", nil, err
-			}
-			closers = append(closers, st.Close)
-			opts.Store = st
+		st, err := koa.NewStore(db, koa.Options{})
+		if err != nil {
+			db.Close()
+			return nil, "", nil, err
 		}
+		// koa.Store leaves the pool to its caller.
+		opts.Store, closeStore = st, func() error { return errors.Join(st.Close(), db.Close()) }
+		// The Koa app's cookie: the same name, and Path=/ (the default),
+		// so the Go cookie replaces Koa's in the browser instead of
+		// sitting beside it.
+		opts.CookieName = "SESSION_ID"
+		opts.Cookie.Path = "/"
+		mode = "mysql store, Koa mode"
 	default:
 		return nil, "", nil, fmt.Errorf("-store %q: want memory or mysql", c.store)
 	}
 	m, err := session.New(opts)
 	if err != nil {
+		closeStore()
 		return nil, "", nil, err
 	}
-	closers = append(closers, m.Close)
-	return m.Handler(routes()), mode, closeOpened, nil
+	closeAll = func() {
+		if err := errors.Join(m.Close(), closeStore()); err != nil {
+			log.Print(err)
+		}
+	}
+	return m.Handler(routes()), mode, closeAll, nil
 }
 
 // routeHelp lists the routes, for -h and the README.

@@ -31,7 +31,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -142,40 +141,23 @@ const (
 // newServer builds the app's handler for c, and a function that closes
 // what it opened.
 func newServer(c config) (h http.Handler, mode string, closeAll func(), err error) {
-	var closers []func() error
-	closeOpened := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			closeOpened()
-		}
-	}()
 	opts := session.Options{
 		IdleTimeout: idleTimeout,
 		Lifetime:    lifetime,
 	}
 	mode = "memory store"
+	closeStore := func() error { return nil }
 	if c.mysqlDSN != "" {
 		cfg, err := mysql.ParseDSN(c.mysqlDSN)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("-mysql: %w", err)
 		}
-		connector, err := mysql.NewConnector(cfg)
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("-mysql: %w", err)
-		}
-		db := sql.OpenDB(connector)
-		closers = append(closers, db.Close)
-		st, err := session.NewMySQLStore(db, session.MySQLOptions{Table: c.table})
+		// The store opens its own pool and closes it with itself.
+		st, err := session.OpenMySQLStore(cfg, session.MySQLOptions{Table: c.table})
 		if err != nil {
 			return nil, "", nil, err
 		}
-		closers = append(closers, st.Close)
-		opts.Store = st
-		mode = "mysql store"
+		opts.Store, closeStore, mode = st, st.Close, "mysql store"
 	}
 	if c.tlsCert != "" {
 		// Over HTTPS the cookie gets the __Host- prefix: the browser then
@@ -186,9 +168,14 @@ func newServer(c config) (h http.Handler, mode string, closeAll func(), err erro
 	}
 	m, err := session.New(opts)
 	if err != nil {
+		closeStore()
 		return nil, "", nil, err
 	}
-	closers = append(closers, m.Close)
+	closeAll = func() {
+		if err := errors.Join(m.Close(), closeStore()); err != nil {
+			log.Print(err)
+		}
+	}
 	a := &app{mode: mode}
-	return a.handler(m), mode, closeOpened, nil
+	return a.handler(m), mode, closeAll, nil
 }
