@@ -108,6 +108,25 @@ const (
 	chromeWin  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
 )
 
+// newHandler builds the app for c, closed when the test ends.
+func newHandler(t *testing.T, c config) http.Handler {
+	t.Helper()
+	h, _, closeAll, err := newServer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeAll)
+	return h
+}
+
+// startApp serves the app for c over HTTP until the test ends.
+func startApp(t *testing.T, c config) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(newHandler(t, c))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 func TestAppMemory(t *testing.T) { testApp(t, config{}) }
 
 func TestAppMySQL(t *testing.T) {
@@ -116,13 +135,7 @@ func TestAppMySQL(t *testing.T) {
 }
 
 func testApp(t *testing.T, c config) {
-	h, _, closeAll, err := newServer(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := startApp(t, c)
 	base, _ := url.Parse(srv.URL)
 
 	laptop := newVisitor(t, srv.URL, firefoxMac)
@@ -198,11 +211,7 @@ func testApp(t *testing.T, c config) {
 // TestLoginCookies: a remembered login gets a 30-day cookie, any other a
 // browser-session one; both HttpOnly and SameSite=Lax.
 func TestLoginCookies(t *testing.T) {
-	h, _, closeAll, err := newServer(config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
+	h := newHandler(t, config{})
 	for _, remember := range []bool{true, false} {
 		form := url.Values{"name": {"ann"}, "password": {"correct horse"}}
 		if remember {
@@ -230,13 +239,7 @@ func TestLoginCookies(t *testing.T) {
 // another origin is refused before it reaches the session; the page's
 // headers forbid framing and scripts.
 func TestCrossOriginRefused(t *testing.T) {
-	h, _, closeAll, err := newServer(config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := startApp(t, config{})
 	v := newVisitor(t, srv.URL, firefoxMac)
 	v.login("ann", "correct horse", false)
 	for _, header := range [][]string{
@@ -315,13 +318,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 // session: none of Ann's values, devices or owner carry over, and Ann's
 // old session is gone.
 func TestLoginOverLogin(t *testing.T) {
-	h, _, closeAll, err := newServer(config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeAll()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := startApp(t, config{})
 	v := newVisitor(t, srv.URL, firefoxMac)
 	v.login("ann", "correct horse", true)
 	v.do("POST", "/count", url.Values{})
