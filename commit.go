@@ -255,19 +255,13 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 	}
 	rec.Version = 0
 	rec.Expires, _ = m.expiry(rec, now)
-	id := s.id
-	if from != nil || id == "" {
-		id = m.ids.newID()
+	reuse := s.id // a brand-new session keeps the id its handler may have read
+	if from != nil {
+		reuse = ""
 	}
-	key := m.ids.storeKey(id)
-	err = s.call(ctx, "Create", func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
-	if errors.Is(err, ErrExists) {
-		// 2^-256 for random ids; a store with its own key scheme may
-		// still have a stale row under a client-chosen id.
-		id = m.ids.newID()
-		key = m.ids.storeKey(id)
-		err = s.call(ctx, "Create", func(ctx context.Context) error { return s.store.Create(ctx, key, rec) })
-	}
+	id, key, err := s.underNewID(ctx, "Create", reuse, func(ctx context.Context, key string) error {
+		return s.store.Create(ctx, key, rec)
+	})
 	if err != nil {
 		return cookieEffect{}, fmt.Errorf("session: create %s: %w", logID(key), err)
 	}
@@ -294,6 +288,32 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 	return cookieEffect{set: true, life: rec.Expires.Sub(now)}, nil
 }
 
+// underNewID stores the session under an id through f (a Create or a
+// Rename): id itself when not empty, else a new one; a key that is taken
+// (2^-256 for random ids, but a store with its own key scheme may still
+// hold a stale row under a client-chosen id) gets one more, new, id.
+func (s *Session) underNewID(ctx context.Context, op, id string, f func(ctx context.Context, key string) error) (string, string, error) {
+	for try := 0; ; try++ {
+		if id == "" || try > 0 {
+			id = s.m.ids.newID()
+		}
+		key := s.m.ids.storeKey(id)
+		err := s.call(ctx, op, func(ctx context.Context) error { return f(ctx, key) })
+		if try > 0 || !errors.Is(err, ErrExists) {
+			return id, key, err
+		}
+	}
+}
+
+// ownerRefused reports the owner a store without OwnerStore cannot keep.
+// The caller holds s.mu.
+func (s *Session) ownerRefused() error {
+	if s.ch.Owner != nil && *s.ch.Owner != "" && s.m.owners == nil {
+		return errOwnerStore(s.m.store)
+	}
+	return nil
+}
+
 // rename regenerates the session through a store that moves the record in
 // one step. The caller holds s.mu.
 func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bool) (cookieEffect, error) {
@@ -301,29 +321,17 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 	if late {
 		return cookieEffect{}, fmt.Errorf("%w: a regenerated session id needs a cookie", ErrResponseStarted)
 	}
-	if s.ch.Owner != nil && *s.ch.Owner != "" && m.owners == nil {
-		return cookieEffect{}, errOwnerStore(m.store)
+	if err := s.ownerRefused(); err != nil {
+		return cookieEffect{}, err
 	}
 	ch := s.ch
 	ch.MaxSize = m.maxSize
 	ch.Expires, _ = m.expiry(s.lifeView(), now)
 	var rec *Record
-	id := m.ids.newID()
-	key := m.ids.storeKey(id)
-	err := s.call(ctx, "Rename", func(ctx context.Context) (err error) {
+	id, key, err := s.underNewID(ctx, "Rename", "", func(ctx context.Context, key string) (err error) {
 		rec, err = rn.Rename(ctx, s.key, key, &ch)
 		return err
 	})
-	if errors.Is(err, ErrExists) {
-		// 2^-256 for random ids; a store with its own key scheme may
-		// still have a stale row under a client-chosen id.
-		id = m.ids.newID()
-		key = m.ids.storeKey(id)
-		err = s.call(ctx, "Rename", func(ctx context.Context) (err error) {
-			rec, err = rn.Rename(ctx, s.key, key, &ch)
-			return err
-		})
-	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.endedElsewhere()
@@ -345,8 +353,8 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 // the freshest stored record in one step. The caller holds s.mu.
 func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error) {
 	m := s.m
-	if s.ch.Owner != nil && *s.ch.Owner != "" && m.owners == nil {
-		return cookieEffect{}, errOwnerStore(m.store)
+	if err := s.ownerRefused(); err != nil {
+		return cookieEffect{}, err
 	}
 	// The store gets a copy of the pending changes with the commit's
 	// settings filled in: a store may still read it after Update returned

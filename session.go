@@ -444,9 +444,16 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 			return
 		}
 	}
+	// Once the handler is done, whichever way (a panic included), nothing
+	// will save a change: later ones are reported, not silently dropped.
+	defer s.close()
 	x.w = responseWriter{ResponseWriter: w, s: s}
 	next.ServeHTTP(&x.w, r.WithContext(x))
 	x.w.finish()
+}
+
+// close marks the session as past its last commit.
+func (s *Session) close() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
@@ -491,10 +498,8 @@ func (s *Session) holdsLock() bool {
 
 // acquire takes key's lock within LockTimeout, the wait for whatever the
 // lock needs (a pool connection) included.
+// serve has checked that the store is a Locker.
 func (m *Manager) acquire(parent context.Context, key string) (Lease, error) {
-	if m.locker == nil {
-		return nil, fmt.Errorf("session: locking needs a store that implements session.Locker (%T does not)", m.store)
-	}
 	ctx, cancel := context.WithTimeout(parent, m.lockWait)
 	defer cancel()
 	t := start(m.ev.LockWait != nil)
