@@ -268,39 +268,59 @@ func (s *Store) Load(ctx context.Context, key string) (*session.Record, error) {
 		return nil, fmt.Errorf("session: koa: load: %w", err)
 	}
 	var (
-		id         []byte
-		data, hash sql.NullString
-		expires    sql.NullInt64
+		r    row
+		hash sql.NullString
 	)
 	now := s.t.Now().UnixMilli()
-	err := s.t.QueryRow(ctx, s.q.load, []any{key}, &id, &data, &expires, &hash)
+	err := s.t.QueryRow(ctx, s.q.load, []any{key}, &r.id, &r.data, &r.expires, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("session: koa: load: %w", session.ErrNotFound)
 	case err != nil:
 		return nil, s.t.Fail(ctx, "load", err)
-	case string(id) != key:
-		// Koa's own table compares ids ignoring case and trailing spaces:
-		// this row belongs to another id.
-		return nil, fmt.Errorf("session: koa: load: %w", session.ErrNotFound)
-	case !expires.Valid:
-		return nil, fmt.Errorf("session: koa: load: %w: the row has a NULL expires", session.ErrCorrupt)
-	case expires.Int64 <= now:
+	case string(r.id) == key && r.expires.Valid && r.expires.Int64 <= now:
 		if _, err := s.t.Exec(ctx, s.q.deleteExpiredKey, key, now); err != nil {
 			s.t.Logger().WarnContext(ctx, "session: koa: could not delete an expired row; the cleanup will", "table", s.t.Name(), "err", err)
 		}
 		return nil, fmt.Errorf("session: koa: load: %w (expired)", session.ErrNotFound)
-	case !data.Valid:
-		return nil, fmt.Errorf("session: koa: load: %w: the row has NULL data", session.ErrCorrupt)
 	}
-	rec := &session.Record{Expires: time.UnixMilli(expires.Int64).UTC()}
-	if rec.Values, err = decode(data.String); err != nil {
-		return nil, fmt.Errorf("session: koa: load: %w: %w", session.ErrCorrupt, err)
+	rec, err := r.record(key)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("session: koa: load: %w", session.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("session: koa: load: %w", err)
 	}
 	if rec.Version, err = parseVersion(hash.String); err != nil {
 		return nil, fmt.Errorf("session: koa: load: %w", err)
 	}
 	return rec, nil
+}
+
+// row is a row's id, data and expires columns as read.
+type row struct {
+	id      []byte
+	data    sql.NullString
+	expires sql.NullInt64
+}
+
+// record checks the row read under key and decodes it. A row of another id
+// is sql.ErrNoRows: Koa's own table compares ids ignoring case and trailing
+// spaces.
+func (r *row) record(key string) (*session.Record, error) {
+	switch {
+	case string(r.id) != key:
+		return nil, sql.ErrNoRows
+	case !r.expires.Valid:
+		return nil, fmt.Errorf("%w: the row has a NULL expires", session.ErrCorrupt)
+	case !r.data.Valid:
+		return nil, fmt.Errorf("%w: the row has NULL data", session.ErrCorrupt)
+	}
+	values, err := decode(r.data.String)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", session.ErrCorrupt, err)
+	}
+	return &session.Record{Values: values, Expires: time.UnixMilli(r.expires.Int64).UTC()}, nil
 }
 
 // decode parses Koa's data column, which must hold a JSON object.
@@ -372,25 +392,11 @@ func (s *Store) Rename(ctx context.Context, oldKey, newKey string, ch *session.C
 func (s *Store) tx(key string) sqltable.Tx[*session.Change, *session.Record] {
 	return sqltable.Tx[*session.Change, *session.Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*session.Record, error) {
-			var (
-				id      []byte
-				data    sql.NullString
-				expires sql.NullInt64
-			)
-			err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.t.Now().UnixMilli()).Scan(&id, &data, &expires)
-			switch {
-			case err != nil:
+			var r row
+			if err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.t.Now().UnixMilli()).Scan(&r.id, &r.data, &r.expires); err != nil {
 				return nil, err
-			case string(id) != key:
-				return nil, sql.ErrNoRows // another id on Koa's case-insensitive table
-			case !data.Valid:
-				return nil, fmt.Errorf("%w: the row has NULL data", session.ErrCorrupt)
 			}
-			rec := &session.Record{Expires: time.UnixMilli(expires.Int64).UTC()}
-			if rec.Values, err = decode(data.String); err != nil {
-				return nil, fmt.Errorf("%w: %w", session.ErrCorrupt, err)
-			}
-			return rec, nil
+			return r.record(key)
 		},
 		Empty: func(rec *session.Record) bool { return rec == nil || len(rec.Values) == 0 },
 		Check: func(rec *session.Record) error {
