@@ -354,3 +354,31 @@ func TestLockedInsideAnotherManager(t *testing.T) {
 		t.Fatalf("Locked alone: %v %v, ran %v", res, err, ran)
 	}
 }
+
+// TestMemoryStoreByteBudgetHoldsAtLogin: a login that regenerates the id
+// moves the record in one step, and must not grow a store past MaxBytes
+// either: it answers 503 (ErrFull) and the session it would have replaced
+// is still there.
+func TestMemoryStoreByteBudgetHoldsAtLogin(t *testing.T) {
+	st := newMemoryWith(t, session.MemoryOptions{MaxBytes: 150 << 10})
+	blob := strings.Repeat("x", 100<<10)
+	srv := newServer(t, session.Options{Store: st, MaxSize: 1 << 20}, routes{
+		"/big": setRoute("blob", blob),
+		"/login": func(w http.ResponseWriter, r *http.Request) {
+			s := session.FromContext(r.Context())
+			s.Regenerate()
+			s.Set("more", blob)
+		},
+		"/": showRoute,
+	})
+	id := srv.issue("/big")
+	if res, _ := srv.sendID("/login", id); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a login growing the store past MaxBytes got %d, want 503", res.StatusCode)
+	}
+	if err := srv.err(); !errors.Is(err, session.ErrFull) {
+		t.Fatalf("error %v, want ErrFull", err)
+	}
+	if res, body := srv.sendID("/", id); res.StatusCode != http.StatusOK || !strings.Contains(body, `"blob"`) || strings.Contains(body, `"more"`) {
+		t.Fatalf("the session before the refused login: %d %.40s", res.StatusCode, body)
+	}
+}

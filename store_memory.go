@@ -258,12 +258,12 @@ func (s *MemoryStore) Create(ctx context.Context, key string, rec *Record) error
 		case ok:
 			// An expired record no sweep has removed yet: reuse its room.
 			rec.Version = sh.nextVersion()
-			s.set(sh, i, rec)
+			s.set(sh, i, rec, size)
 		case s.bytes.Load()+size > s.maxBytes:
 			full = s.errFullBytes()
 		case s.count.Add(1) <= s.max:
 			rec.Version = sh.nextVersion()
-			s.insert(sh, key, rec)
+			s.insert(sh, key, rec, size)
 		default:
 			s.count.Add(-1)
 			full = fmt.Errorf("session: memory store holds its maximum of %d sessions: %w", s.max, ErrFull)
@@ -314,7 +314,8 @@ func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Reco
 			sh.mu.Unlock()
 			return next, nil
 		}
-		if grow := memSize(key, next) - sh.recs[i].size; grow > 0 && s.bytes.Load()+grow > s.maxBytes {
+		size := memSize(key, next)
+		if grow := size - sh.recs[i].size; grow > 0 && s.bytes.Load()+grow > s.maxBytes {
 			sh.mu.Unlock()
 			if evicted || !s.sweepIfDue(now) {
 				return nil, s.errFullBytes()
@@ -322,7 +323,7 @@ func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Reco
 			continue
 		}
 		next.Version = sh.nextVersion()
-		s.set(sh, i, next)
+		s.set(sh, i, next, size)
 		sh.mu.Unlock()
 		s.noteExpiry(next.Expires)
 		return next, nil
@@ -364,16 +365,20 @@ func (s *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ch *Cha
 	if err != nil {
 		return nil, err
 	}
+	size := memSize(newKey, next)
+	if grow := size - from.recs[i].size; len(next.Values) > 0 && grow > 0 && s.bytes.Load()+grow > s.maxBytes {
+		return nil, s.errFullBytes() // a login must not grow a full store either
+	}
 	s.removeLocked(from, i)
 	if len(next.Values) == 0 {
 		return next, nil
 	}
 	next.Version = to.nextVersion()
 	if j, taken := to.index[newKey]; taken {
-		s.set(to, j, next) // an expired record no sweep has removed yet
+		s.set(to, j, next, size) // an expired record no sweep has removed yet
 	} else {
 		s.count.Add(1)
-		s.insert(to, newKey, next)
+		s.insert(to, newKey, next, size)
 	}
 	s.noteExpiry(next.Expires)
 	return next, nil
@@ -547,10 +552,9 @@ func (sh *memShard) nextVersion() int64 {
 	return sh.version
 }
 
-// insert adds a record to sh; the caller holds sh.mu for writing and has
-// counted it.
-func (s *MemoryStore) insert(sh *memShard, key string, rec *Record) {
-	size := memSize(key, rec)
+// insert adds a record of size memSize(key, rec) to sh; the caller holds
+// sh.mu for writing and has counted it.
+func (s *MemoryStore) insert(sh *memShard, key string, rec *Record, size int64) {
 	sh.index[key] = len(sh.recs)
 	sh.recs = append(sh.recs, memEntry{key: key, rec: rec, size: size})
 	sh.peak = max(sh.peak, len(sh.recs))
@@ -558,15 +562,15 @@ func (s *MemoryStore) insert(sh *memShard, key string, rec *Record) {
 	s.bytes.Add(size)
 }
 
-// set replaces the record at position i, keeping the owner index and the
-// byte count in step. The caller holds sh.mu for writing.
-func (s *MemoryStore) set(sh *memShard, i int, rec *Record) {
+// set replaces the record at position i with rec, of size memSize(key,
+// rec), keeping the owner index and the byte count in step. The caller
+// holds sh.mu for writing.
+func (s *MemoryStore) set(sh *memShard, i int, rec *Record, size int64) {
 	e := &sh.recs[i]
 	if e.rec.Owner != rec.Owner {
 		sh.unindexOwner(e.rec.Owner, e.key)
 		sh.indexOwner(rec.Owner, e.key)
 	}
-	size := memSize(e.key, rec)
 	s.bytes.Add(size - e.size)
 	e.rec, e.size = rec, size
 }
