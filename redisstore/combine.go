@@ -16,7 +16,8 @@ import (
 // other, in arrival order, each whole or not at all, each refused or not
 // on its own (see updateScript). Under a burst of one visitor's requests
 // (parallel XHRs, many tabs) Redis runs one script per batch instead of
-// one per request, and the process sends one command instead of many.
+// one per request, and the process sends one command instead of many. A
+// batch holds at most maxBatch changes; the rest wait for the next.
 //
 // A lease's store does not combine: its writes check the lease's token,
 // and it is the only writer of its session anyway.
@@ -32,6 +33,13 @@ import (
 
 // batchTimeout bounds a batch for a caller whose context has no deadline.
 const batchTimeout = 5 * time.Second
+
+// maxBatch caps the changes of one batch. A script blocks the whole Redis
+// server while it runs, so a burst of one session's requests (which one
+// visitor can send at will) goes as several scripts of at most maxBatch
+// changes, with other clients' commands between them, rather than as one
+// script as long as the burst.
+const maxBatch = 64
 
 // errWithdrawn: an Update gave up while queued, before any batch took it;
 // its change was not applied.
@@ -110,14 +118,20 @@ func (c *combiner) next(key string, apply applyFunc) {
 	}
 }
 
-// take returns the changes waiting under key, leaving out those whose
-// callers gave up, and ends key's flight when none is left.
+// take returns up to maxBatch of the changes waiting under key, in
+// arrival order, leaving out those whose callers gave up, and ends key's
+// flight when none is left.
 func (c *combiner) take(key string) []*pending {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.keys[key]
-	batch := f.waiting[:0:0]
+	batch := make([]*pending, 0, min(len(f.waiting), maxBatch))
+	n := 0 // waiting changes looked at
 	for _, p := range f.waiting {
+		if len(batch) == maxBatch {
+			break
+		}
+		n++
 		if err := p.ctx.Err(); err != nil {
 			p.res.err = fmt.Errorf("redisstore: update: %w: %w", errWithdrawn, err)
 			close(p.done)
@@ -125,9 +139,10 @@ func (c *combiner) take(key string) []*pending {
 		}
 		batch = append(batch, p)
 	}
-	f.waiting = nil
+	clear(f.waiting[:n]) // let the taken ones go
+	f.waiting = f.waiting[n:]
 	if len(batch) == 0 {
-		delete(c.keys, key)
+		delete(c.keys, key) // nothing was left to look at
 	}
 	return batch
 }

@@ -357,3 +357,92 @@ func TestCombinedBatch(t *testing.T) {
 		t.Errorf("Load after the emptying change: %v, want ErrNotFound", err)
 	}
 }
+
+// TestBatchCapped: a burst longer than maxBatch goes as several batches of
+// at most maxBatch changes, in arrival order, each change applied once.
+// The combiner alone, on a fake apply: no Redis.
+func TestBatchCapped(t *testing.T) {
+	t.Parallel()
+	var c combiner
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	var applied []int64
+	apply := func(ctx context.Context, key string, chs []*session.Change) []updateResult {
+		mu.Lock()
+		first := len(sizes) == 0
+		sizes = append(sizes, len(chs))
+		for _, ch := range chs {
+			applied = append(applied, ch.Add["n"])
+		}
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		return make([]updateResult, len(chs))
+	}
+	const n = 2*maxBatch + 6
+	var wg sync.WaitGroup
+	update := func(i int) {
+		defer wg.Done()
+		if _, err := c.update(t.Context(), "k", &session.Change{Add: map[string]int64{"n": int64(i)}}, apply); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go update(0)
+	for i := 1; i < n; i++ {
+		// Wait until the previous one is in flight or queued, so that
+		// the arrival order is i's.
+		for {
+			c.mu.Lock()
+			got := -1
+			if f := c.keys["k"]; f != nil {
+				got = len(f.waiting)
+			}
+			c.mu.Unlock()
+			if got == i-1 {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		wg.Add(1)
+		go update(i)
+	}
+	for {
+		c.mu.Lock()
+		got := len(c.keys["k"].waiting)
+		c.mu.Unlock()
+		if got == n-1 {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	close(release)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int{1, maxBatch, maxBatch, 5}; !slices.Equal(sizes, want) {
+		t.Errorf("batch sizes %v, want %v", sizes, want)
+	}
+	for i, v := range applied {
+		if v != int64(i) {
+			t.Fatalf("change %d applied in place %d", v, i)
+		}
+	}
+	if len(applied) != n {
+		t.Errorf("%d changes applied, want %d", len(applied), n)
+	}
+	// The last batch's callers return before its runner ends the flight.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		left := len(c.keys)
+		c.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flight did not end: %d keys left", left)
+		}
+	}
+}
