@@ -335,7 +335,7 @@ func decode(data string) (map[string]json.RawMessage, error) {
 // the hash of the data it stored. An expired row under key is replaced; a
 // live one is left alone.
 func (s *Store) Create(ctx context.Context, key string, rec *session.Record) error {
-	data, expires, err := s.row(key, rec)
+	data, expires, err := columns(key, rec)
 	if err != nil {
 		return fmt.Errorf("session: koa: create: %w", err)
 	}
@@ -374,16 +374,13 @@ func (s *Store) Rename(ctx context.Context, oldKey, newKey string, ch *session.C
 	}
 	return sqltable.Rename(ctx, s.t, oldKey, newKey, ch, s.tx(oldKey),
 		func(ctx context.Context, tx *sql.Tx, key string, rec *session.Record) error {
-			data, expires, err := s.row(key, rec)
-			if err != nil {
-				return err
-			}
+			data, expires := encode(rec) // tx.Check accepted rec
 			if _, err := tx.ExecContext(ctx, s.q.deleteExpiredKey, key, s.t.Now().UnixMilli()); err != nil {
 				return err
 			}
 			rec.Version = version(data)
 			rec.Expires = time.UnixMilli(expires).UTC()
-			_, err = tx.ExecContext(ctx, s.q.insert, key, expires, data)
+			_, err := tx.ExecContext(ctx, s.q.insert, key, expires, data)
 			return err
 		})
 }
@@ -399,18 +396,12 @@ func (s *Store) tx(key string) sqltable.Tx[*session.Change, *session.Record] {
 			return r.record(key)
 		},
 		Empty: func(rec *session.Record) bool { return rec == nil || len(rec.Values) == 0 },
-		Check: func(rec *session.Record) error {
-			_, _, err := s.row(key, rec)
-			return err
-		},
+		Check: func(rec *session.Record) error { return check(key, rec) },
 		Write: func(ctx context.Context, tx *sql.Tx, old, rec *session.Record) error {
-			data, expires, err := s.row(key, rec)
-			if err != nil {
-				return err
-			}
+			data, expires := encode(rec) // Check accepted rec
 			rec.Version = version(data)
 			rec.Expires = time.UnixMilli(expires).UTC()
-			_, err = tx.ExecContext(ctx, s.q.update, data, expires, key)
+			_, err := tx.ExecContext(ctx, s.q.update, data, expires, key)
 			return err
 		},
 		Delete: s.q.delete,
@@ -461,35 +452,58 @@ func (s *Store) Lock(ctx context.Context, key string) (session.Lease, error) {
 	return l, nil
 }
 
-// row checks rec and returns its data and expires columns.
-func (s *Store) row(key string, rec *session.Record) (data string, expires int64, err error) {
-	if err := sqltable.CheckKey(key); err != nil {
+// columns checks rec and returns its data and expires columns.
+func columns(key string, rec *session.Record) (data string, expires int64, err error) {
+	if err := check(key, rec); err != nil {
 		return "", 0, err
+	}
+	data, expires = encode(rec)
+	return data, expires, nil
+}
+
+// check refuses a record that a Koa row cannot hold. An Update checks each
+// change's result once and encodes only what it writes (see encode).
+func check(key string, rec *session.Record) error {
+	if err := sqltable.CheckKey(key); err != nil {
+		return err
 	}
 	if rec == nil {
-		return "", 0, errors.New("nil record")
+		return errors.New("nil record")
 	}
 	if rec.Owner != "" {
-		return "", 0, errOwner
+		return errOwner
 	}
 	if rec.IdleTimeout != 0 || rec.Persist != session.CookieDefault {
-		return "", 0, errLifetime
+		return errLifetime
 	}
 	if rec.Label != "" || rec.Handle != "" {
-		return "", 0, errLabel
+		return errLabel
 	}
-	if data, err = sqltable.EncodeValues(rec.Values); err != nil {
-		return "", 0, err
+	if err := sqltable.CheckValues(rec.Values); err != nil {
+		return err
 	}
-	if data == "{}" {
+	if !hasValue(rec.Values) {
 		// Koa would read an empty object as a new visitor's session; the
 		// middleware deletes an emptied session instead of saving it.
-		return "", 0, errors.New("refusing to store a session with no values")
+		return errors.New("refusing to store a session with no values")
 	}
-	if expires, err = millis(rec.Expires); err != nil {
-		return "", 0, err
+	_, err := millis(rec.Expires)
+	return err
+}
+
+// hasValue reports whether values hold one that encode writes.
+func hasValue(values map[string]json.RawMessage) bool {
+	for _, v := range values {
+		if len(v) > 0 {
+			return true
+		}
 	}
-	return data, expires, nil
+	return false
+}
+
+// encode returns the data and expires columns of a record check accepted.
+func encode(rec *session.Record) (data string, expires int64) {
+	return string(jsonobj.Encode(rec.Values)), rec.Expires.UnixMilli()
 }
 
 // millis converts t to the expires column: milliseconds since 1970,
