@@ -259,16 +259,7 @@ func (a *app) counters() (int64, int64) {
 func BenchmarkRead(b *testing.B) {
 	for _, im := range impls {
 		b.Run(im.name, func(b *testing.B) {
-			a := im.new(b)
-			v := newVisitor(b, a)
-			v.get(b, a.url+"/read")
-			w0, h0 := a.counters()
-			b.ResetTimer()
-			for range b.N {
-				v.get(b, a.url+"/read")
-			}
-			b.StopTimer()
-			a.report(b, w0, h0)
+			sequential(b, im.new(b), "/read")
 		})
 	}
 }
@@ -278,20 +269,28 @@ func BenchmarkWrite(b *testing.B) {
 	for _, im := range impls {
 		b.Run(im.name, func(b *testing.B) {
 			a := im.new(b)
-			v := newVisitor(b, a)
-			v.get(b, a.url+"/write")
-			w0, h0 := a.counters()
-			b.ResetTimer()
-			for range b.N {
-				v.get(b, a.url+"/write")
-			}
-			b.StopTimer()
-			a.report(b, w0, h0)
+			v := sequential(b, a, "/write")
 			if got := v.get(b, a.url+"/read"); got != strconv.Itoa(b.N+1) {
 				b.Errorf("count %s after %d sequential writes", got, b.N+1)
 			}
 		})
 	}
+}
+
+// sequential times b.N requests of path by one visitor, one after the
+// other, after one that starts the session, and reports their cost. It
+// returns the visitor.
+func sequential(b *testing.B, a *app, path string) *visitor {
+	v := newVisitor(b, a)
+	v.get(b, a.url+path)
+	w0, h0 := a.counters()
+	b.ResetTimer()
+	for range b.N {
+		v.get(b, a.url+path)
+	}
+	b.StopTimer()
+	a.report(b, w0, h0)
+	return v
 }
 
 // BenchmarkWrite32: 32 concurrent writers of one session (one browser,
