@@ -133,8 +133,8 @@ func (s *Store) DeleteDevice(ctx context.Context, owner, handle string) (bool, e
 	if owner == "" || handle == "" {
 		return false, nil
 	}
-	now := micros(time.Now())
-	entries, err := s.indexed(ctx, owner, time.Now().UnixMicro())
+	now := time.Now()
+	entries, err := s.indexed(ctx, owner, now.UnixMicro())
 	if err != nil {
 		return false, callErr(ctx, "delete device", err)
 	}
@@ -142,7 +142,7 @@ func (s *Store) DeleteDevice(ctx context.Context, owner, handle string) (bool, e
 	for i, z := range entries {
 		keys[i], _ = z.Member.(string)
 	}
-	n, err := s.deleteEach(ctx, owner, keys, deleteDeviceScript, owner, handle, now)
+	n, err := s.deleteEach(ctx, owner, keys, deleteDeviceScript, owner, handle, micros(now))
 	if err != nil {
 		return n > 0, callErr(ctx, "delete device", err)
 	}
