@@ -235,8 +235,7 @@ func queued(t *testing.T, s *Store, key string, n int) {
 // whose deadline passes while its batch is in flight returns then.
 func TestCombinedBatch(t *testing.T) {
 	t.Parallel()
-	c := standalone(t).Client()
-	t.Cleanup(func() { c.Close() })
+	c := topologies[0].client(t)
 	gate := &gateHook{open: make(chan struct{}), held: make(chan struct{})}
 	c.AddHook(gate)
 	s := newStore(t, c, Options{})

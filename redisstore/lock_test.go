@@ -244,8 +244,7 @@ func TestWaitersQueueInProcess(t *testing.T) {
 // release per maxHandoffs requests, not one each.
 func TestHandOff(t *testing.T) {
 	t.Parallel()
-	c := standalone(t).Client()
-	t.Cleanup(func() { c.Close() })
+	c := topologies[0].client(t)
 	hook := &countingHook{}
 	c.AddHook(hook)
 	s := newStore(t, c, Options{})

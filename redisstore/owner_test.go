@@ -212,8 +212,7 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 
 // TestRoundTrips pins the cost of each call in round trips to Redis.
 func TestRoundTrips(t *testing.T) {
-	c := standalone(t).Client()
-	t.Cleanup(func() { c.Close() })
+	c := topologies[0].client(t)
 	hook := &countingHook{}
 	c.AddHook(hook)
 	s := newStore(t, c, Options{})
