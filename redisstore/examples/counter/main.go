@@ -30,6 +30,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -68,7 +69,10 @@ func run(c config) error {
 		return err
 	}
 	log.Printf("counter (Redis at %s) listening on http://%s", c.addr, ln.Addr())
-	err = http.Serve(ln, h)
+	// A header read has a deadline, so that clients that open connections
+	// and send nothing cannot hold them (and their goroutines) forever.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	err = srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
