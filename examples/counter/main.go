@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -76,7 +77,10 @@ func run(c config) error {
 		return err
 	}
 	log.Printf("counter (%s) listening on http://%s", mode, ln.Addr())
-	err = http.Serve(ln, h)
+	// http.Serve has no timeouts: a client that sends nothing would hold
+	// its connection forever.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	err = srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
