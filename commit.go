@@ -356,17 +356,10 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	if err := s.ownerRefused(); err != nil {
 		return cookieEffect{}, err
 	}
-	// The store gets a copy of the pending changes with the commit's
-	// settings filled in: a store may still read it after Update returned
-	// (one that gave up waiting on a batch in flight). The memory store
-	// never does, and gets the session's own Change, which saves the
-	// copy's allocation on the hot path; the settings are taken out again
-	// whatever happens.
+	// The store gets the session's own pending changes, with the commit's
+	// settings filled in and taken out again whatever happens: the
+	// contract says a store lets go of ch when Update returns.
 	ch := &s.ch
-	if _, mem := s.store.(*MemoryStore); !mem {
-		c := s.ch
-		ch = &c
-	}
 	ch.MaxSize, ch.Expires, ch.Base = m.maxSize, p.expires, s.base
 	var rec *Record
 	err := s.call(ctx, "Update", func(ctx context.Context) (err error) {

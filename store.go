@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -62,6 +63,11 @@ type Store interface {
 	// (ErrTooLarge, ErrNotInteger) with the stored record unchanged. When
 	// the change leaves no values the store deletes the record and returns
 	// it with empty Values.
+	//
+	// ch is the caller's again once Update returns: a store must not read
+	// it, or what it points to, afterwards. One that keeps a change longer
+	// (to batch it with others, past a caller who gave up) keeps a
+	// [Change.Clone].
 	Update(ctx context.Context, key string, ch *Change) (*Record, error)
 
 	// Touch sets the Expires of the live record under key without changing
@@ -274,6 +280,28 @@ type Change struct {
 	// in the same step that nothing changed since (a compare-and-swap on
 	// Version); it must never apply the change to Base otherwise.
 	Base *Record
+}
+
+// Clone returns a copy of c that shares nothing c can change: its maps and
+// the values its pointers point to are copied (Base, a stored record, is
+// never changed and is shared).
+func (c *Change) Clone() *Change {
+	d := *c
+	d.Values = maps.Clone(c.Values)
+	d.Add = maps.Clone(c.Add)
+	if c.Owner != nil {
+		o := *c.Owner
+		d.Owner = &o
+	}
+	if c.Label != nil {
+		l := *c.Label
+		d.Label = &l
+	}
+	if c.Lifetime != nil {
+		l := *c.Lifetime
+		d.Lifetime = &l
+	}
+	return &d
 }
 
 // Empty reports whether the change changes nothing but, perhaps, the

@@ -90,7 +90,10 @@ func (c *combiner) update(ctx context.Context, key string, ch *session.Change, a
 		c.next(key, apply)
 		return res.rec, res.err
 	}
-	me := &pending{ctx: ctx, ch: ch, done: make(chan struct{})}
+	// A queued change can outlive this call (its caller may give up while
+	// its batch runs), and ch is the caller's again when Update returns:
+	// the batch keeps a copy.
+	me := &pending{ctx: ctx, ch: ch.Clone(), done: make(chan struct{})}
 	f.waiting = append(f.waiting, me)
 	c.mu.Unlock()
 
