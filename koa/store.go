@@ -123,6 +123,8 @@ type Options struct {
 //	SELECT id, data, expires ... FOR UPDATE                   Update, in a transaction
 //	UPDATE t SET data = ?, expires = ? WHERE id = ?           Update, in the same transaction
 //	DELETE FROM t WHERE id = ?                                Update that leaves no values; Delete
+//	SELECT ... FOR UPDATE, DELETE ... expires <= ?,
+//	INSERT, DELETE FROM t WHERE id = ?                        Rename, in one transaction
 //	UPDATE t SET expires = ? WHERE id = ? AND expires > ?     Touch
 //	SELECT LEFT(MD5(data), 16), expires ... WHERE id = ? ...  Touch when no row changed
 //	DELETE FROM t WHERE expires <= ? LIMIT ?                  DeleteExpired, repeated

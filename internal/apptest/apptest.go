@@ -110,8 +110,18 @@ func New(t *testing.T, st session.Store, o Options) *App {
 	})
 	inner.HandleFunc("/inc", inc)
 	inner.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
-		o.Entered <- struct{}{}
-		<-o.Release
+		// Every wait ends with the request: a test that stopped early
+		// must not leave the server unable to close.
+		select {
+		case o.Entered <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		select {
+		case <-o.Release:
+		case <-r.Context().Done():
+			return
+		}
 		inc(w, r)
 	})
 	inner.HandleFunc("/key", func(w http.ResponseWriter, r *http.Request) {
