@@ -156,9 +156,10 @@ type loggedDelete struct {
 	rows  int64
 }
 
-// loggingConnector wraps the driver's connector to see every statement.
-// With interpolateParams the driver runs ExecContext itself, so each
-// statement passes here exactly once.
+// loggingConnector wraps the driver's connector to see every DELETE,
+// whether the store sends it as it is (interpolateParams makes the driver
+// run ExecContext itself) or as a prepared statement, which the store
+// uses for the statements it repeats.
 type loggingConnector struct {
 	driver.Connector
 	log *stmtLog
@@ -179,13 +180,18 @@ type loggingConn struct {
 
 func (c *loggingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	res, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+	c.log.add(query, args, res, err)
+	return res, err
+}
+
+// add logs one statement when it is a DELETE that succeeded.
+func (l *stmtLog) add(query string, args []driver.NamedValue, res driver.Result, err error) {
 	if err == nil && strings.HasPrefix(query, "DELETE") {
 		n, _ := res.RowsAffected()
-		c.log.mu.Lock()
-		c.log.deletes = append(c.log.deletes, loggedDelete{query, args, n})
-		c.log.mu.Unlock()
+		l.mu.Lock()
+		l.deletes = append(l.deletes, loggedDelete{query, args, n})
+		l.mu.Unlock()
 	}
-	return res, err
 }
 
 func (c *loggingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -193,10 +199,28 @@ func (c *loggingConn) QueryContext(ctx context.Context, query string, args []dri
 }
 
 func (c *loggingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	if strings.HasPrefix(query, "DELETE") {
-		return nil, fmt.Errorf("a DELETE was prepared, so the log would miss it: %s", query)
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
 	}
-	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	return &loggingStmt{Stmt: st, query: query, log: c.log}, nil
+}
+
+// loggingStmt is a prepared statement whose executions are logged.
+type loggingStmt struct {
+	driver.Stmt
+	query string
+	log   *stmtLog
+}
+
+func (s *loggingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	res, err := s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+	s.log.add(s.query, args, res, err)
+	return res, err
+}
+
+func (s *loggingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
 }
 
 func (c *loggingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {

@@ -103,6 +103,7 @@ func newMockStoreDB(t *testing.T, opts MySQLOptions) (*MySQLStore, sqlmock.Sqlmo
 		t.Fatal(err)
 	}
 	s.t.Now = func() time.Time { return sqltest.MockNow }
+	s.t.NoPrepare() // the statements' text is the point here; TestMySQLPrepared covers the prepare step
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)

@@ -377,12 +377,12 @@ func (s *Store) Rename(ctx context.Context, oldKey, newKey string, ch *session.C
 	return sqltable.Rename(ctx, s.t, oldKey, newKey, ch, s.tx(oldKey),
 		func(ctx context.Context, tx *sql.Tx, key string, rec *session.Record) error {
 			data, expires := encode(rec) // tx.Check accepted rec
-			if _, err := tx.ExecContext(ctx, s.q.deleteExpiredKey, key, s.t.Now().UnixMilli()); err != nil {
+			if _, err := s.t.TxExec(ctx, tx, s.q.deleteExpiredKey, key, s.t.Now().UnixMilli()); err != nil {
 				return err
 			}
 			rec.Version = version(data)
 			rec.Expires = time.UnixMilli(expires).UTC()
-			_, err := tx.ExecContext(ctx, s.q.insert, key, expires, data)
+			_, err := s.t.TxExec(ctx, tx, s.q.insert, key, expires, data)
 			return err
 		})
 }
@@ -392,7 +392,7 @@ func (s *Store) tx(key string) sqltable.Tx[*session.Change, *session.Record] {
 	return sqltable.Tx[*session.Change, *session.Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*session.Record, error) {
 			var r row
-			if err := tx.QueryRowContext(ctx, s.q.lockRow, key, s.t.Now().UnixMilli()).Scan(&r.id, &r.data, &r.expires); err != nil {
+			if err := s.t.TxQueryRow(ctx, tx, s.q.lockRow, []any{key, s.t.Now().UnixMilli()}, &r.id, &r.data, &r.expires); err != nil {
 				return nil, err
 			}
 			return r.record(key)
@@ -403,10 +403,11 @@ func (s *Store) tx(key string) sqltable.Tx[*session.Change, *session.Record] {
 			data, expires := encode(rec) // Check accepted rec
 			rec.Version = version(data)
 			rec.Expires = time.UnixMilli(expires).UTC()
-			_, err := tx.ExecContext(ctx, s.q.update, data, expires, key)
+			_, err := s.t.TxExec(ctx, tx, s.q.update, data, expires, key)
 			return err
 		},
-		Delete: s.q.delete,
+		Delete:  s.q.delete,
+		Queries: []string{s.q.lockRow, s.q.update, s.q.delete},
 	}
 }
 

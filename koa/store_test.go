@@ -76,6 +76,7 @@ func newKoaMockStore(t *testing.T, opts Options) (*Store, sqlmock.Sqlmock) {
 		t.Fatal(err)
 	}
 	s.t.Now = func() time.Time { return sqltest.MockNow }
+	s.t.NoPrepare() // the statements' text is the point here; TestKoaPrepared covers the prepare step
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)

@@ -89,6 +89,7 @@ type life struct {
 	closeOnce sync.Once
 	closeErr  error
 	locks     keylock.Locks
+	stmts     stmts
 }
 
 // runner is what *sql.DB and *sql.Conn have in common.
@@ -159,7 +160,7 @@ func (t *Table) Upgrade(check, alter string) error {
 	// As CREATE TABLE: the driver's own timeouts bound these statements.
 	ctx := context.Background()
 	var col any
-	err := t.QueryRow(ctx, check, nil, &col)
+	err := t.db.QueryRowContext(ctx, check).Scan(&col)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil // the table has the columns
@@ -167,7 +168,7 @@ func (t *Table) Upgrade(check, alter string) error {
 		return t.Fail(ctx, "upgrade table", err)
 	}
 	t.logger.Warn(t.prefix+": upgrading the table of an earlier version", "table", t.name)
-	if _, err := t.Exec(ctx, alter); err != nil && !isMySQLError(err, errDupField) {
+	if _, err := t.db.ExecContext(ctx, alter); err != nil && !isMySQLError(err, errDupField) {
 		return t.Fail(ctx, "upgrade table", err)
 	}
 	return nil
@@ -218,6 +219,7 @@ func (t *Table) Close() error {
 			l.stop()
 			<-l.done
 		}
+		l.stmts.close()
 		if t.ownDB {
 			l.closeErr = t.db.Close()
 		}
@@ -275,9 +277,9 @@ func (t *Table) Exec(ctx context.Context, query string, args ...any) (sql.Result
 	if err := t.lostLock(); err != nil {
 		return nil, err
 	}
-	res, err := t.run.ExecContext(ctx, query, args...)
+	res, err := t.exec(ctx, query, args...)
 	if retryable(err) && ctx.Err() == nil {
-		res, err = t.run.ExecContext(ctx, query, args...)
+		res, err = t.exec(ctx, query, args...)
 	}
 	return res, err
 }
@@ -288,9 +290,9 @@ func (t *Table) QueryRow(ctx context.Context, query string, args []any, dest ...
 	if err := t.lostLock(); err != nil {
 		return err
 	}
-	err := t.run.QueryRowContext(ctx, query, args...).Scan(dest...)
+	err := t.queryRow(ctx, query, args, dest...)
 	if retryable(err) && ctx.Err() == nil {
-		err = t.run.QueryRowContext(ctx, query, args...).Scan(dest...)
+		err = t.queryRow(ctx, query, args, dest...)
 	}
 	return err
 }
@@ -302,9 +304,9 @@ func (t *Table) Query(ctx context.Context, op, query string, args []any, scan fu
 	if err := t.lostLock(); err != nil {
 		return err
 	}
-	rows, err := t.run.QueryContext(ctx, query, args...)
+	rows, err := t.query(ctx, query, args...)
 	if retryable(err) && ctx.Err() == nil {
-		rows, err = t.run.QueryContext(ctx, query, args...)
+		rows, err = t.query(ctx, query, args...)
 	}
 	if err != nil {
 		return t.Fail(ctx, op, err)

@@ -39,6 +39,10 @@ type Tx[C, R any] struct {
 	// written nothing, when the row moved on or is gone; the transaction
 	// then decides on the fresh row.
 	Swap func(ctx context.Context, base, rec R) (R, bool, error)
+	// Queries are the statements Lock, Write and Delete send, which the
+	// table prepares on the pool before the transaction begins, so that
+	// none is prepared inside it on a second connection.
+	Queries []string
 }
 
 // errNothingToWrite rolls back a transaction whose every change was
@@ -96,6 +100,9 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 			}
 			// Refusals and deletions are judged on the fresh row.
 		}
+		if err := t.prepare(ctx, tx.Queries); err != nil {
+			return nil, t.Fail(ctx, "update", err)
+		}
 		var results []combine.Result[R]
 		err := t.inTx(ctx, func(sqlTx *sql.Tx) error {
 			rec, err := tx.Lock(ctx, sqlTx)
@@ -114,7 +121,7 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 				*last = rec
 				return errNothingToWrite
 			case gone:
-				_, err := sqlTx.ExecContext(ctx, tx.Delete, key)
+				_, err := t.TxExec(ctx, sqlTx, tx.Delete, key)
 				return err
 			}
 			if err := tx.Write(ctx, sqlTx, rec, final); err != nil {
@@ -210,7 +217,7 @@ func Rename[C Change[R], R any](ctx context.Context, t *Table, oldKey, newKey st
 				return err
 			}
 		}
-		_, err = sqlTx.ExecContext(ctx, tx.Delete, oldKey)
+		_, err = t.TxExec(ctx, sqlTx, tx.Delete, oldKey)
 		return err
 	})
 	var zero R

@@ -104,7 +104,10 @@ type Cleanup struct {
 func RunCleanupLogs(t *testing.T, c Cleanup) {
 	db, mock := NewMock(t)
 	missing := &mysql.MySQLError{Number: 1146, Message: "Table '" + c.Table + "' doesn't exist"}
-	mock.ExpectExec(c.DeleteExpired).WithArgs(sqlmock.AnyArg(), 1000).WillReturnError(missing)
+	// The server refuses to prepare a statement of a missing table; once
+	// it is there, the statement is prepared and run.
+	mock.ExpectPrepare(c.DeleteExpired).WillReturnError(missing)
+	mock.ExpectPrepare(c.DeleteExpired)
 	mock.ExpectExec(c.DeleteExpired).WithArgs(sqlmock.AnyArg(), 1000).WillReturnResult(sqlmock.NewResult(0, 5))
 	var logs SyncBuffer
 	before := Goroutines(c.Creator)
