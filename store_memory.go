@@ -120,9 +120,12 @@ func memSize(key string, rec *Record) int64 {
 	if rec.Owner != "" {
 		n += memOwnerOverhead + len(rec.Owner)
 	}
-	n += len(rec.Label) + len(rec.Handle)
+	n += len(rec.Label) + len(rec.Handle) + memValueOverhead*len(rec.Values)
+	if sz, ok := rec.knownSizes(); ok {
+		return int64(n + sz.raw)
+	}
 	for k, v := range rec.Values {
-		n += memValueOverhead + len(k) + len(v)
+		n += len(k) + len(v)
 	}
 	return int64(n)
 }

@@ -73,24 +73,34 @@ func decodeSlow(data []byte) (map[string]json.RawMessage, error) {
 // Size returns len(Encode(values)) without building it: the exact number
 // of bytes a store keeps for values.
 func Size(values map[string]json.RawMessage) int {
-	size, n := 2, 0
+	sum := 0
 	for k, v := range values {
-		if len(v) == 0 {
-			continue
+		if len(v) > 0 {
+			sum += EntrySize(k, v)
 		}
-		if n > 0 {
-			size++ // the comma
-		}
-		n++
-		if PlainString(k) {
-			size += len(k) + 2
-		} else {
-			q, _ := json.Marshal(k) // a string always marshals
-			size += len(q)
-		}
-		size += 1 + len(v)
 	}
-	return size
+	return ObjectSize(sum)
+}
+
+// EntrySize is what one key and its value add to an encoded object: the
+// quoted key, the colon, the value and the comma that separates it from
+// the next (ObjectSize takes the last one back).
+func EntrySize(k string, v json.RawMessage) int {
+	n := len(k) + 2
+	if !PlainString(k) {
+		q, _ := json.Marshal(k) // a string always marshals
+		n = len(q)
+	}
+	return n + 1 + len(v) + 1
+}
+
+// ObjectSize is the size of an encoded object whose entries' EntrySize
+// add up to sum.
+func ObjectSize(sum int) int {
+	if sum == 0 {
+		return 2 // {}
+	}
+	return sum + 1 // the braces, less the last entry's comma
 }
 
 // PlainString reports whether s encodes to JSON as itself between quotes:
