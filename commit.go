@@ -231,7 +231,7 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 	if err != nil {
 		return cookieEffect{}, err
 	}
-	if len(rec.Values) == 0 {
+	if rec.numValues() == 0 {
 		if from == nil {
 			s.clean()
 			return cookieEffect{}, nil
@@ -329,7 +329,7 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 	ch.Expires, _ = m.expiry(s.lifeView(), now)
 	var rec *Record
 	id, key, err := s.underNewID(ctx, "Rename", "", func(ctx context.Context, key string) (err error) {
-		rec, err = rn.Rename(ctx, s.key, key, &ch)
+		rec, err = renameRecord(ctx, rn, s.key, key, &ch)
 		return err
 	})
 	switch {
@@ -338,7 +338,7 @@ func (s *Session) rename(ctx context.Context, rn Renamer, now time.Time, late bo
 		return cookieEffect{}, nil
 	case err != nil:
 		return cookieEffect{}, fmt.Errorf("session: regenerate %s: %w", logID(s.key), err)
-	case len(rec.Values) == 0:
+	case rec.numValues() == 0:
 		s.m.ev.destroyed(ctx, s.key)
 		s.forget()
 		return cookieEffect{expire: s.cookieID != ""}, nil
@@ -363,7 +363,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	ch.MaxSize, ch.Expires, ch.Base = m.maxSize, p.expires, s.base
 	var rec *Record
 	err := s.call(ctx, "Update", func(ctx context.Context) (err error) {
-		rec, err = s.store.Update(ctx, s.key, ch)
+		rec, err = updateRecord(ctx, s.store, s.key, ch)
 		return err
 	})
 	s.ch.MaxSize, s.ch.Expires, s.ch.Base = 0, time.Time{}, nil
@@ -373,7 +373,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 		return cookieEffect{}, nil
 	case err != nil:
 		return cookieEffect{}, fmt.Errorf("session: save %s: %w", logID(s.key), err)
-	case len(rec.Values) == 0:
+	case rec.numValues() == 0:
 		s.m.ev.destroyed(ctx, s.key)
 		s.forget()
 		return cookieEffect{expire: s.cookieID != ""}, nil

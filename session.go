@@ -599,7 +599,7 @@ func (s *Session) load() error {
 	key := s.m.ids.storeKey(id)
 	ctx, cancel := s.m.bound(s.ctx)
 	t := start(s.m.ev.StoreCall != nil)
-	rec, err := s.store.Load(ctx, key)
+	rec, err := loadRecord(ctx, s.store, key)
 	cancel()
 	s.m.ev.stored(s.ctx, "Load", t, err)
 	switch {

@@ -22,7 +22,7 @@ func (s *Session) raw(key string) json.RawMessage {
 	}
 	var v json.RawMessage
 	if !s.ch.Clear && s.base != nil {
-		v = s.base.Values[key]
+		v = s.base.value(key)
 	}
 	if d, ok := s.ch.Add[key]; ok {
 		if sum, err := addInt(v, d); err == nil {
@@ -256,7 +256,7 @@ func (s *Session) values() map[string]json.RawMessage {
 		ch.Add = nil
 		rec, _ = ch.Apply(base)
 	}
-	return rec.Values
+	return rec.flat().Values
 }
 
 // Keys returns the keys that have values, sorted.

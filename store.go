@@ -8,11 +8,10 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"reflect"
 	"strconv"
 	"time"
 
-	"github.com/seed013449c2/session/internal/jsonobj"
+	"github.com/seed013449c2/session/internal/pmap"
 )
 
 // Store keeps session records under opaque keys. The middleware never hands a
@@ -217,56 +216,17 @@ type Record struct {
 	// (see [CASStore]). Only the store gives it meaning.
 	Version int64
 
-	// sizes is what Apply learnt of Values when it made the record, so
-	// that the next change is measured by what it changes instead of by
-	// the whole session. Values is never changed once a record is made
+	// tree, when not nil, holds the values instead of Values, which is
+	// then nil: the memory store's records, which the middleware reads
+	// through value and numValues (see record_values.go). A record with a
+	// tree never leaves the package: the Store methods flatten it.
+	tree *pmap.Map[json.RawMessage]
+	// sizes is what Apply learnt of the values when it made the record,
+	// so that the next change is measured by what it changes instead of
+	// by the whole session. Values is never changed once a record is made
 	// (stores share records between requests); sizes holds only while
-	// Values is still the map it was computed for.
+	// the values are still the ones it was computed for.
 	sizes valueSizes
-}
-
-// valueSizes describes a record's Values map.
-type valueSizes struct {
-	// of is the map they describe (its address), 0 for none.
-	of uintptr
-	// n is len(Values) then: a second guard against a map changed in
-	// place.
-	n int
-	// json is the sum of jsonobj.EntrySize over the values.
-	json int
-	// raw is the sum of len(key) + len(value), what the memory store
-	// counts.
-	raw int
-}
-
-// mapID identifies a map for valueSizes.of.
-func mapID(m map[string]json.RawMessage) uintptr {
-	if m == nil {
-		return 0
-	}
-	return reflect.ValueOf(m).Pointer()
-}
-
-// knownSizes returns rec's value sizes, if Apply made rec and its Values
-// are unchanged: then Values also holds no null.
-func (rec *Record) knownSizes() (valueSizes, bool) {
-	sz := rec.sizes
-	return sz, sz.of != 0 && sz.of == mapID(rec.Values) && sz.n == len(rec.Values)
-}
-
-// put sets k to v in m (v null: deletes k), keeping sz up to date.
-func (sz *valueSizes) put(m map[string]json.RawMessage, k string, v json.RawMessage) {
-	if old, had := m[k]; had {
-		sz.json -= jsonobj.EntrySize(k, old)
-		sz.raw -= len(k) + len(old)
-	}
-	if isNull(v) {
-		delete(m, k)
-		return
-	}
-	m[k] = v
-	sz.json += jsonobj.EntrySize(k, v)
-	sz.raw += len(k) + len(v)
 }
 
 // CookiePersistence is what kind of cookie a session gets, chosen for
@@ -360,78 +320,6 @@ func (c *Change) Clone() *Change {
 // expiry.
 func (c *Change) Empty() bool {
 	return !c.Clear && len(c.Values) == 0 && len(c.Add) == 0 && c.Owner == nil && c.Label == nil && c.Lifetime == nil
-}
-
-// Apply returns a new record: rec with the change applied. rec itself is
-// not modified, and the new record shares no map with it. Version is
-// copied; the store sets its own.
-func (c *Change) Apply(rec *Record) (*Record, error) {
-	next := *rec
-	sz := next.ownValues(c.Clear, len(c.Values)+len(c.Add))
-	if err := c.applyTo(&next, &sz); err != nil {
-		return nil, err
-	}
-	return &next, nil
-}
-
-// ownValues gives rec a Values map of its own, ready for a change to
-// modify: empty when clear, else a copy of the one it had, with room for
-// extra more keys; it returns the copy's sizes.
-func (rec *Record) ownValues(clear bool, extra int) valueSizes {
-	sz, known := rec.knownSizes()
-	from := rec.Values
-	switch {
-	case clear || len(from) == 0:
-		rec.Values = make(map[string]json.RawMessage, extra)
-		return valueSizes{}
-	case known:
-		// No null to drop: the copy is the runtime's, table by table.
-		rec.Values = maps.Clone(from)
-		return sz
-	}
-	rec.Values = make(map[string]json.RawMessage, len(from)+extra)
-	sz = valueSizes{}
-	for k, v := range from {
-		if !isNull(v) { // null, as another program may store it, is absence
-			sz.put(rec.Values, k, v)
-		}
-	}
-	return sz
-}
-
-// applyTo applies c, but for Clear, to next in place: next.Values is
-// next's own map, described by sz.
-func (c *Change) applyTo(next *Record, sz *valueSizes) error {
-	for k, v := range c.Values {
-		sz.put(next.Values, k, v)
-	}
-	for k, d := range c.Add {
-		sum, err := addInt(next.Values[k], d)
-		if err != nil {
-			return fmt.Errorf("session: add to %q: %w", k, err)
-		}
-		sz.put(next.Values, k, sum)
-	}
-	sz.of, sz.n = mapID(next.Values), len(next.Values)
-	next.sizes = *sz
-	if c.Owner != nil {
-		next.Owner = *c.Owner
-	}
-	if c.Label != nil {
-		next.Label = *c.Label
-	}
-	if c.Lifetime != nil {
-		c.Lifetime.setIn(next)
-	}
-	if !c.Expires.IsZero() {
-		next.Expires = c.Expires
-	}
-	if c.MaxSize > 0 {
-		if size := jsonobj.ObjectSize(sz.json); size > c.MaxSize {
-			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, c.MaxSize)
-		}
-	}
-	return nil
 }
 
 // addInt returns the JSON of raw's integer plus d.

@@ -49,10 +49,15 @@ type MemoryOptions struct {
 // the right one for a single process. Sessions do not survive a restart and
 // are not shared between processes; use a database store for that.
 //
-// It implements [Store], [OwnerStore], [DeviceStore], [Renamer] and [Locker]. Load returns the stored record itself
-// without copying or allocating: records are never changed once stored (Update
-// stores a new record, Touch a copy), so a request never sees
-// another's half-done change.
+// It implements [Store], [OwnerStore], [DeviceStore], [Renamer] and [Locker].
+// Records are never changed once stored (Update stores a new record, Touch a
+// copy), so a request never sees another's half-done change, and the
+// middleware reads the stored record itself, without copying or allocating.
+// Once Update has changed a session, its values live in a persistent map of
+// which a change copies a small part, so that a request that changes one
+// value of a session of hundreds neither copies nor leaves behind the rest;
+// Load, Update and Rename return such a record as a copy with its values in
+// Values.
 //
 // Create one with [NewMemoryStore], which starts a cleanup goroutine; call
 // Close to stop it.
@@ -120,12 +125,17 @@ func memSize(key string, rec *Record) int64 {
 	if rec.Owner != "" {
 		n += memOwnerOverhead + len(rec.Owner)
 	}
-	n += len(rec.Label) + len(rec.Handle) + memValueOverhead*len(rec.Values)
+	n += len(rec.Label) + len(rec.Handle) + memValueOverhead*rec.numValues()
 	if sz, ok := rec.knownSizes(); ok {
 		return int64(n + sz.raw)
 	}
 	for k, v := range rec.Values {
 		n += len(k) + len(v)
+	}
+	if rec.tree != nil {
+		for k, v := range rec.tree.All() {
+			n += len(k) + len(v)
+		}
 	}
 	return int64(n)
 }
@@ -219,8 +229,52 @@ func (s *MemoryStore) Len() int {
 	return n
 }
 
-// Load implements [Store]. It returns the stored record itself.
+// Load implements [Store]. It returns the stored record itself, or, for a
+// session that Update changed, a copy with its values in Values (see
+// loadTree).
 func (s *MemoryStore) Load(ctx context.Context, key string) (*Record, error) {
+	rec, err := s.loadTree(ctx, key)
+	return rec.flat(), err
+}
+
+// treeStore is a store of this package whose records may keep their
+// values in a tree (see record_values.go): the middleware calls these
+// methods instead of Load, Update and Rename, which copy such a record
+// into a flat one for everyone else. A store that wraps one is called
+// through its Store methods, and works the same, with the copies.
+type treeStore interface {
+	loadTree(ctx context.Context, key string) (*Record, error)
+	updateTree(ctx context.Context, key string, ch *Change) (*Record, error)
+	renameTree(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error)
+}
+
+// loadRecord, updateRecord and renameRecord call st's Load, Update and
+// Rename, or its tree methods when it has them.
+func loadRecord(ctx context.Context, st Store, key string) (*Record, error) {
+	if ts, ok := st.(treeStore); ok {
+		return ts.loadTree(ctx, key)
+	}
+	return st.Load(ctx, key)
+}
+
+func updateRecord(ctx context.Context, st Store, key string, ch *Change) (*Record, error) {
+	if ts, ok := st.(treeStore); ok {
+		return ts.updateTree(ctx, key, ch)
+	}
+	return st.Update(ctx, key, ch)
+}
+
+func renameRecord(ctx context.Context, rn Renamer, oldKey, newKey string, ch *Change) (*Record, error) {
+	if ts, ok := rn.(treeStore); ok {
+		return ts.renameTree(ctx, oldKey, newKey, ch)
+	}
+	return rn.Rename(ctx, oldKey, newKey, ch)
+}
+
+// loadTree is Load for the middleware: it returns the stored record
+// itself, whose values may be in a tree (see record_values.go), without
+// copying or allocating.
+func (s *MemoryStore) loadTree(ctx context.Context, key string) (*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -288,8 +342,17 @@ func (s *MemoryStore) errFullBytes() error {
 }
 
 // Update implements [Store]: the change is applied under the shard's lock,
-// so concurrent requests of one session never retry.
+// so concurrent requests of one session never retry. The session's values
+// are kept in a persistent map from then on, which a change copies only a
+// small part of, however many values the session holds.
 func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
+	rec, err := s.updateTree(ctx, key, ch)
+	return rec.flat(), err
+}
+
+// updateTree is Update for the middleware: the record it returns may keep
+// its values in a tree.
+func (s *MemoryStore) updateTree(ctx context.Context, key string, ch *Change) (*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -307,12 +370,12 @@ func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Reco
 			sh.mu.Unlock()
 			return nil, ErrNotFound
 		}
-		next, err := ch.Apply(sh.recs[i].rec)
+		next, err := ch.Apply(sh.recs[i].rec.asTree())
 		if err != nil {
 			sh.mu.Unlock()
 			return nil, err
 		}
-		if len(next.Values) == 0 {
+		if next.numValues() == 0 {
 			s.removeLocked(sh, i)
 			sh.mu.Unlock()
 			return next, nil
@@ -338,6 +401,13 @@ func (s *MemoryStore) Update(ctx context.Context, key string, ch *Change) (*Reco
 // once against MaxSessions throughout, so a full store still lets its
 // visitors log in.
 func (s *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error) {
+	rec, err := s.renameTree(ctx, oldKey, newKey, ch)
+	return rec.flat(), err
+}
+
+// renameTree is Rename for the middleware: the record it returns may keep
+// its values in a tree.
+func (s *MemoryStore) renameTree(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -364,16 +434,16 @@ func (s *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ch *Cha
 	if j, taken := to.index[newKey]; taken && memLive(to.recs[j].rec, now) {
 		return nil, ErrExists
 	}
-	next, err := ch.Apply(from.recs[i].rec)
+	next, err := ch.Apply(from.recs[i].rec.asTree())
 	if err != nil {
 		return nil, err
 	}
 	size := memSize(newKey, next)
-	if grow := size - from.recs[i].size; len(next.Values) > 0 && grow > 0 && s.bytes.Load()+grow > s.maxBytes {
+	if grow := size - from.recs[i].size; next.numValues() > 0 && grow > 0 && s.bytes.Load()+grow > s.maxBytes {
 		return nil, s.errFullBytes() // a login must not grow a full store either
 	}
 	s.removeLocked(from, i)
-	if len(next.Values) == 0 {
+	if next.numValues() == 0 {
 		return next, nil
 	}
 	next.Version = to.nextVersion()

@@ -1,0 +1,123 @@
+package pmap
+
+import (
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+// check compares m with want entry by entry and checks the chunks'
+// invariants: none empty or over maxChunk, keys sorted across chunks.
+func check(t *testing.T, step int, m *Map[int], want map[string]int) {
+	t.Helper()
+	if m.Len() != len(want) {
+		t.Fatalf("step %d: Len %d, want %d", step, m.Len(), len(want))
+	}
+	if got := m.ToMap(); !maps.Equal(got, want) {
+		t.Fatalf("step %d: %v, want %v", step, got, want)
+	}
+	if keys := m.Keys(); !slices.IsSorted(keys) || len(keys) != len(want) {
+		t.Fatalf("step %d: keys %v not sorted or not all", step, keys)
+	}
+	for k, v := range want {
+		if got, ok := m.Get(k); !ok || got != v {
+			t.Fatalf("step %d: Get(%q) = %d, %v; want %d", step, k, got, ok, v)
+		}
+	}
+	if m != nil {
+		if len(m.chunks) == 0 {
+			t.Fatalf("step %d: a non-nil map without chunks", step)
+		}
+		for _, c := range m.chunks {
+			if len(c.keys) == 0 || len(c.keys) > maxChunk || len(c.keys) != len(c.vals) {
+				t.Fatalf("step %d: chunk of %d keys, %d values", step, len(c.keys), len(c.vals))
+			}
+		}
+	}
+}
+
+// TestMatchesAGoMap: thousands of random sets and deletes, checked after
+// each against a Go map; and every earlier version still holds what it
+// held (nothing is changed in place).
+func TestMatchesAGoMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	var m *Map[int]
+	want := map[string]int{}
+	type version struct {
+		m    *Map[int]
+		want map[string]int
+	}
+	var versions []version
+	for step := range 6000 {
+		k := "k" + strconv.Itoa(rng.IntN(400))
+		if rng.IntN(3) == 0 {
+			m = m.Delete(k)
+			delete(want, k)
+		} else {
+			v := rng.Int()
+			m = m.Set(k, v)
+			want[k] = v
+		}
+		if _, gone := m.Get("absent"); gone {
+			t.Fatal("a key never set is present")
+		}
+		if step%97 == 0 {
+			check(t, step, m, want)
+			versions = append(versions, version{m, maps.Clone(want)})
+		}
+	}
+	for i, v := range versions {
+		check(t, i, v.m, v.want)
+	}
+}
+
+func TestOfAndEmpty(t *testing.T) {
+	var empty *Map[int]
+	check(t, 0, empty, map[string]int{})
+	if empty.Delete("x") != nil {
+		t.Fatal("Delete on the empty map made a map")
+	}
+	if Of(map[string]int{}) != nil {
+		t.Fatal("Of an empty map is not nil")
+	}
+	src := map[string]int{}
+	for i := range 1000 {
+		src[strconv.Itoa(i)] = i
+	}
+	m := Of(src)
+	check(t, 0, m, src)
+	for k := range src {
+		m = m.Delete(k)
+	}
+	if m != nil {
+		t.Fatalf("deleting every key left %d", m.Len())
+	}
+	one := empty.Set("", 5) // the empty key is a key like any other
+	check(t, 1, one, map[string]int{"": 5})
+}
+
+// TestChangeCopiesLittle: a change of one key of a map of 10,000 copies one
+// chunk and the chunk list, far less than the map.
+func TestChangeCopiesLittle(t *testing.T) {
+	src := map[string]int{}
+	for i := range 10_000 {
+		src["key"+strconv.Itoa(i)] = i
+	}
+	m := Of(src)
+	allocs := testing.AllocsPerRun(100, func() { _ = m.Set("key5000", 1) })
+	if allocs > 4 {
+		t.Errorf("Set of an existing key allocates %v times, want at most 4", allocs)
+	}
+	next := m.Set("key5000", 1)
+	shared := 0
+	for i := range m.chunks {
+		if m.chunks[i] == next.chunks[i] {
+			shared++
+		}
+	}
+	if shared != len(m.chunks)-1 {
+		t.Errorf("%d of %d chunks shared after one Set, want all but one", shared, len(m.chunks))
+	}
+}
