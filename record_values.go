@@ -1,10 +1,13 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
+	"unicode/utf8"
 
 	"github.com/seed013449c2/session/internal/jsonobj"
 	"github.com/seed013449c2/session/internal/pmap"
@@ -17,6 +20,40 @@ import (
 // every record it handed out stays as it was; the middleware reads such
 // records through value and numValues, and the Store methods hand out
 // flat copies. Change.Apply keeps the form it is given.
+
+// treeStore is a store of this package whose records keep their values
+// in a tree (the memory and MySQL stores): the middleware calls these
+// methods instead of Load, Update and Rename, which copy such a record
+// into a flat one for everyone else. A store that wraps one is called
+// through its Store methods, and works the same, with the copies.
+type treeStore interface {
+	loadTree(ctx context.Context, key string) (*Record, error)
+	updateTree(ctx context.Context, key string, ch *Change) (*Record, error)
+	renameTree(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error)
+}
+
+// loadRecord, updateRecord and renameRecord call st's Load, Update and
+// Rename, or its tree methods when it has them.
+func loadRecord(ctx context.Context, st Store, key string) (*Record, error) {
+	if ts, ok := st.(treeStore); ok {
+		return ts.loadTree(ctx, key)
+	}
+	return st.Load(ctx, key)
+}
+
+func updateRecord(ctx context.Context, st Store, key string, ch *Change) (*Record, error) {
+	if ts, ok := st.(treeStore); ok {
+		return ts.updateTree(ctx, key, ch)
+	}
+	return st.Update(ctx, key, ch)
+}
+
+func renameRecord(ctx context.Context, rn Renamer, oldKey, newKey string, ch *Change) (*Record, error) {
+	if ts, ok := rn.(treeStore); ok {
+		return ts.renameTree(ctx, oldKey, newKey, ch)
+	}
+	return rn.Rename(ctx, oldKey, newKey, ch)
+}
 
 // valueSizes describes a record's values.
 type valueSizes struct {
@@ -32,6 +69,17 @@ type valueSizes struct {
 	// raw is the sum of len(key) + len(value), what the memory store
 	// counts.
 	raw int
+	// valid: every key is valid UTF-8 and every value valid UTF-8 JSON,
+	// what the SQL stores require (sqltable.CheckValues). Only a record
+	// read from such a store starts out valid; Apply checks what it adds
+	// to one, so that a store checks the values a change set, not all of
+	// them again.
+	valid bool
+}
+
+// validEntry reports whether k and v are what a valid record holds.
+func validEntry(k string, v json.RawMessage) bool {
+	return utf8.ValidString(k) && utf8.Valid(v) && json.Valid(v)
 }
 
 // mapID identifies a map for valueSizes.of.
@@ -138,6 +186,9 @@ func (sz *valueSizes) putTree(t *pmap.Map[json.RawMessage], k string, v json.Raw
 }
 
 func (sz *valueSizes) add(k string, v json.RawMessage) {
+	if sz.valid {
+		sz.valid = validEntry(k, v)
+	}
 	sz.json += jsonobj.EntrySize(k, v)
 	sz.raw += len(k) + len(v)
 }
@@ -193,7 +244,7 @@ func (rec *Record) ownValues(clear bool, extra int) valueSizes {
 	switch {
 	case clear || len(from) == 0:
 		rec.Values = make(map[string]json.RawMessage, extra)
-		return valueSizes{}
+		return valueSizes{valid: known && sz.valid}
 	case known:
 		// No null to drop: the copy is the runtime's, table by table.
 		rec.Values = maps.Clone(from)
@@ -234,7 +285,7 @@ func (c *Change) applyTree(next *Record, sz *valueSizes) error {
 	*sz, known = next.knownSizes()
 	switch {
 	case c.Clear:
-		t, *sz = nil, valueSizes{}
+		t, *sz = nil, valueSizes{valid: known && sz.valid}
 	case !known:
 		*sz = valueSizes{}
 		for k, v := range t.All() {
@@ -255,4 +306,54 @@ func (c *Change) applyTree(next *Record, sz *valueSizes) error {
 	next.tree, next.Values = t, nil
 	sz.of, sz.tree, sz.n = 0, t, t.Len()
 	return nil
+}
+
+// treeFromJSON reads a stored JSON object (a SQL store's data column) into
+// a tree, nulls dropped, with its sizes, and valid when the document is
+// valid UTF-8 (Sorted and Decode check that it is valid JSON). A document
+// in Encode's form (keys sorted) is read without a map.
+func treeFromJSON(data []byte) (*pmap.Map[json.RawMessage], valueSizes, error) {
+	sz := valueSizes{valid: utf8.Valid(data)}
+	keys, vals, ok := jsonobj.Sorted(data)
+	if !ok {
+		m, err := jsonobj.Decode(data)
+		if err != nil {
+			return nil, valueSizes{}, err
+		}
+		keys, vals = keys[:0], vals[:0]
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			keys, vals = append(keys, k), append(vals, m[k])
+		}
+	}
+	n := 0
+	for i, k := range keys {
+		if v := vals[i]; !isNull(v) {
+			keys[n], vals[n] = k, v
+			n++
+			sz.json += jsonobj.EntrySize(k, v)
+			sz.raw += len(k) + len(v)
+		}
+	}
+	t := pmap.FromSorted(keys[:n:n], vals[:n:n])
+	sz.tree, sz.n = t, t.Len()
+	return t, sz, nil
+}
+
+// encodeValues is the JSON object of rec's values, keys sorted.
+func encodeValues(rec *Record) []byte {
+	if rec.tree == nil {
+		return jsonobj.Encode(rec.Values)
+	}
+	size := 0
+	if sz, ok := rec.knownSizes(); ok {
+		size = jsonobj.ObjectSize(sz.json)
+	}
+	return jsonobj.EncodeSorted(size, rec.tree.All())
+}
+
+// checkedValues reports whether rec's values are known to be valid (see
+// valueSizes.valid), so that a store need not check them again.
+func (rec *Record) checkedValues() bool {
+	sz, ok := rec.knownSizes()
+	return ok && sz.valid
 }

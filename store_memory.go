@@ -237,40 +237,6 @@ func (s *MemoryStore) Load(ctx context.Context, key string) (*Record, error) {
 	return rec.flat(), err
 }
 
-// treeStore is a store of this package whose records may keep their
-// values in a tree (see record_values.go): the middleware calls these
-// methods instead of Load, Update and Rename, which copy such a record
-// into a flat one for everyone else. A store that wraps one is called
-// through its Store methods, and works the same, with the copies.
-type treeStore interface {
-	loadTree(ctx context.Context, key string) (*Record, error)
-	updateTree(ctx context.Context, key string, ch *Change) (*Record, error)
-	renameTree(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error)
-}
-
-// loadRecord, updateRecord and renameRecord call st's Load, Update and
-// Rename, or its tree methods when it has them.
-func loadRecord(ctx context.Context, st Store, key string) (*Record, error) {
-	if ts, ok := st.(treeStore); ok {
-		return ts.loadTree(ctx, key)
-	}
-	return st.Load(ctx, key)
-}
-
-func updateRecord(ctx context.Context, st Store, key string, ch *Change) (*Record, error) {
-	if ts, ok := st.(treeStore); ok {
-		return ts.updateTree(ctx, key, ch)
-	}
-	return st.Update(ctx, key, ch)
-}
-
-func renameRecord(ctx context.Context, rn Renamer, oldKey, newKey string, ch *Change) (*Record, error) {
-	if ts, ok := rn.(treeStore); ok {
-		return ts.renameTree(ctx, oldKey, newKey, ch)
-	}
-	return rn.Rename(ctx, oldKey, newKey, ch)
-}
-
 // loadTree is Load for the middleware: it returns the stored record
 // itself, whose values may be in a tree (see record_values.go), without
 // copying or allocating.

@@ -294,18 +294,31 @@ func (s *MySQLStore) DeleteExpired(ctx context.Context) (int64, error) {
 
 // Load implements [Store].
 func (s *MySQLStore) Load(ctx context.Context, key string) (*Record, error) {
+	return s.load(ctx, key, false)
+}
+
+// loadTree is Load for the middleware: the record keeps its values in a
+// tree (see record_values.go), read from the stored JSON without a map
+// and written back without sorting, and knows them valid, so that a
+// commit checks only what it changed.
+func (s *MySQLStore) loadTree(ctx context.Context, key string) (*Record, error) {
+	return s.load(ctx, key, true)
+}
+
+func (s *MySQLStore) load(ctx context.Context, key string, tree bool) (*Record, error) {
 	if err := sqltable.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("session: mysql: load: %w", err)
 	}
-	rec, err := mysqlScan(func(dest ...any) error {
+	rec, err := mysqlScan(tree, func(dest ...any) error {
 		return s.t.QueryRow(ctx, s.q.load, []any{key, mysqlFormatTime(s.t.Now())}, dest...)
 	})
 	return rec, s.t.LoadErr(ctx, "load", err)
 }
 
 // mysqlScan reads one row of the load statements into a record through
-// scan, a Scan of the row.
-func mysqlScan(scan func(dest ...any) error) (*Record, error) {
+// scan, a Scan of the row: with its values in a tree (nulls dropped), or
+// in Values exactly as stored.
+func mysqlScan(tree bool, scan func(dest ...any) error) (*Record, error) {
 	var (
 		data                       []byte
 		rec                        Record
@@ -322,7 +335,12 @@ func mysqlScan(scan func(dest ...any) error) (*Record, error) {
 	rec.Created, rec.Expires, rec.Deadline = created.t, expires.t, deadline.t
 	rec.IdleTimeout, rec.Persist = time.Duration(idleMS)*time.Millisecond, CookiePersistence(persist)
 	var err error
-	if rec.Values, err = jsonobj.Decode(data); err != nil {
+	if tree {
+		rec.tree, rec.sizes, err = treeFromJSON(data)
+	} else {
+		rec.Values, err = jsonobj.Decode(data)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return &rec, nil
@@ -353,6 +371,13 @@ func (s *MySQLStore) Create(ctx context.Context, key string, rec *Record) error 
 // earlier one is in flight; writers in other processes queue on the row
 // lock inside the database. Nobody retries.
 func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Record, error) {
+	rec, err := s.updateTree(ctx, key, ch)
+	return rec.flat(), err
+}
+
+// updateTree is Update for the middleware: the record it returns keeps
+// its values in a tree, as loadTree's.
+func (s *MySQLStore) updateTree(ctx context.Context, key string, ch *Change) (*Record, error) {
 	if err := sqltable.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("session: mysql: update: %w", err)
 	}
@@ -366,11 +391,11 @@ func (s *MySQLStore) Update(ctx context.Context, key string, ch *Change) (*Recor
 func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 	return sqltable.Tx[*Change, *Record]{
 		Lock: func(ctx context.Context, tx *sql.Tx) (*Record, error) {
-			return mysqlScan(func(dest ...any) error {
+			return mysqlScan(true, func(dest ...any) error {
 				return s.t.TxQueryRow(ctx, tx, s.q.lockRow, []any{key, mysqlFormatTime(s.t.Now())}, dest...)
 			})
 		},
-		Empty: func(rec *Record) bool { return rec == nil || len(rec.Values) == 0 },
+		Empty: func(rec *Record) bool { return rec == nil || rec.numValues() == 0 },
 		Check: func(rec *Record) error { return mysqlCheck(key, rec) },
 		Write: func(ctx context.Context, tx *sql.Tx, old, rec *Record) error {
 			row, err := mysqlChecked(rec)
@@ -420,6 +445,13 @@ func (s *MySQLStore) tx(key string) sqltable.Tx[*Change, *Record] {
 // newKey (replacing an expired row there, refusing a live one) and deletes
 // the old row.
 func (s *MySQLStore) Rename(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error) {
+	rec, err := s.renameTree(ctx, oldKey, newKey, ch)
+	return rec.flat(), err
+}
+
+// renameTree is Rename for the middleware: the record it returns keeps
+// its values in a tree, as loadTree's.
+func (s *MySQLStore) renameTree(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error) {
 	for _, k := range []string{oldKey, newKey} {
 		if err := sqltable.CheckKey(k); err != nil {
 			return nil, fmt.Errorf("session: mysql: rename: %w", err)
@@ -569,13 +601,19 @@ func mysqlCheck(key string, rec *Record) error {
 	if rec.IdleTimeout < 0 {
 		return fmt.Errorf("negative idle timeout %v", rec.IdleTimeout)
 	}
+	if rec.checkedValues() {
+		return nil // read from the table, and every change checked by Apply
+	}
+	if rec.tree != nil {
+		return sqltable.CheckValues(rec.tree.ToMap())
+	}
 	return sqltable.CheckValues(rec.Values)
 }
 
 // mysqlChecked is mysqlRow for a record mysqlCheck accepted: an Update
 // checks each change's result once and encodes only what it writes.
 func mysqlChecked(rec *Record) (mysqlRowValues, error) {
-	row := mysqlRowValues{data: string(jsonobj.Encode(rec.Values)), idleMS: rec.IdleTimeout.Milliseconds()}
+	row := mysqlRowValues{data: string(encodeValues(rec)), idleMS: rec.IdleTimeout.Milliseconds()}
 	var err error
 	if row.created, err = mysqlCheckTime("created", rec.Created); err != nil {
 		return row, err

@@ -29,18 +29,42 @@ func Encode(values map[string]json.RawMessage) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if PlainString(k) {
-			b = append(b, '"')
-			b = append(b, k...)
-			b = append(b, '"')
-		} else {
-			q, _ := json.Marshal(k) // a string always marshals
-			b = append(b, q...)
-		}
+		b = appendKey(b, k)
 		b = append(b, ':')
 		b = append(b, values[k]...)
 	}
 	return append(b, '}')
+}
+
+// EncodeSorted is Encode for values that come in ascending key order, as
+// from a sorted map: nothing to sort. size is their Size, or 0.
+func EncodeSorted(size int, values func(yield func(string, json.RawMessage) bool)) []byte {
+	b := make([]byte, 0, max(size, 2))
+	b = append(b, '{')
+	first := true
+	for k, v := range values {
+		if len(v) == 0 {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendKey(b, k)
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	return append(b, '}')
+}
+
+func appendKey(b []byte, k string) []byte {
+	if PlainString(k) {
+		b = append(b, '"')
+		b = append(b, k...)
+		return append(b, '"')
+	}
+	q, _ := json.Marshal(k) // a string always marshals
+	return append(b, q...)
 }
 
 // Decode parses a stored JSON object into its values, leaving each value
@@ -115,22 +139,49 @@ func PlainString(s string) bool {
 	return true
 }
 
+// Sorted splits a stored JSON object as Decode does, into its keys and
+// values in the order they are stored, provided that is strictly
+// ascending key order, as Encode writes it; ok is false otherwise (keys out
+// of order or repeated, escapes, non-ASCII keys, not an object), and the
+// caller uses Decode. The values share data's memory.
+func Sorted(data []byte) (keys []string, vals []json.RawMessage, ok bool) {
+	ok = each(data, func(k string, v json.RawMessage) bool {
+		if len(keys) > 0 && k <= keys[len(keys)-1] {
+			return false
+		}
+		keys, vals = append(keys, k), append(vals, v)
+		return true
+	})
+	return keys, vals, ok
+}
+
 // split is Decode's fast path: it reports false for anything it leaves to
 // encoding/json.
 func split(data []byte) (map[string]json.RawMessage, bool) {
+	values := make(map[string]json.RawMessage, 8)
+	ok := each(data, func(k string, v json.RawMessage) bool {
+		values[k] = v
+		return true
+	})
+	return values, ok
+}
+
+// each calls f with every member of the JSON object data, in order, and
+// reports true, or false for anything it leaves to encoding/json (see
+// split) or when f returns false.
+func each(data []byte, f func(k string, v json.RawMessage) bool) bool {
 	if !json.Valid(data) {
-		return nil, false
+		return false
 	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return nil, false
+		return false
 	}
-	values := make(map[string]json.RawMessage, 8)
 	i++
 	for {
 		i = skipSpace(data, i)
 		if data[i] == '}' {
-			return values, true
+			return true
 		}
 		if data[i] == ',' {
 			i = skipSpace(data, i+1)
@@ -140,7 +191,7 @@ func split(data []byte) (map[string]json.RawMessage, bool) {
 		end := start
 		for data[end] != '"' {
 			if data[end] == '\\' || data[end] >= utf8.RuneSelf {
-				return nil, false
+				return false
 			}
 			end++
 		}
@@ -148,7 +199,9 @@ func split(data []byte) (map[string]json.RawMessage, bool) {
 		i = skipSpace(data, end+1) + 1 // past the colon
 		i = skipSpace(data, i)
 		vend := valueEnd(data, i)
-		values[key] = data[i:vend:vend]
+		if !f(key, data[i:vend:vend]) {
+			return false
+		}
 		i = vend
 	}
 }

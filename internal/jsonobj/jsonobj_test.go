@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -114,4 +115,31 @@ func BenchmarkDecode(b *testing.B) {
 			decodeSlow(doc)
 		}
 	})
+}
+
+// TestSortedAndEncodeSorted: Sorted reads back what Encode wrote, in
+// order, and refuses what is not in strictly ascending key order;
+// EncodeSorted writes what Encode writes.
+func TestSortedAndEncodeSorted(t *testing.T) {
+	values := map[string]json.RawMessage{"b": json.RawMessage(`[1,{"x":2}]`), "a": json.RawMessage(`"s"`), "c": json.RawMessage(`null`), "d": nil}
+	doc := Encode(values)
+	keys, vals, ok := Sorted(doc)
+	if !ok || !slices.Equal(keys, []string{"a", "b", "c"}) || string(vals[1]) != `[1,{"x":2}]` {
+		t.Fatalf("Sorted(%s) = %q, %q, %v", doc, keys, vals, ok)
+	}
+	seq := func(yield func(string, json.RawMessage) bool) {
+		for i, k := range keys {
+			if !yield(k, vals[i]) {
+				return
+			}
+		}
+	}
+	if got := EncodeSorted(Size(values), seq); string(got) != string(doc) {
+		t.Errorf("EncodeSorted = %s, Encode = %s", got, doc)
+	}
+	for _, bad := range []string{`{"b":1,"a":2}`, `{"a":1,"a":2}`, `{"é":1}`, `{"a\n":1}`, `[1]`, `{"a":1`} {
+		if _, _, ok := Sorted([]byte(bad)); ok {
+			t.Errorf("Sorted(%s) accepted it", bad)
+		}
+	}
 }

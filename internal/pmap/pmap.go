@@ -44,16 +44,11 @@ func Of[V any](m map[string]V) *Map[V] {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	out := &Map[V]{n: len(keys)}
-	for start := 0; start < len(keys); start += maxChunk / 2 {
-		end := min(start+maxChunk/2, len(keys))
-		c := &chunk[V]{keys: keys[start:end:end], vals: make([]V, end-start)}
-		for i, k := range c.keys {
-			c.vals[i] = m[k]
-		}
-		out.chunks = append(out.chunks, c)
+	vals := make([]V, len(keys))
+	for i, k := range keys {
+		vals[i] = m[k]
 	}
-	return out
+	return FromSorted(keys, vals)
 }
 
 // Len returns the number of entries.
@@ -198,6 +193,21 @@ func (m *Map[V]) ToMap() map[string]V {
 	out := make(map[string]V, m.Len())
 	for k, v := range m.All() {
 		out[k] = v
+	}
+	return out
+}
+
+// FromSorted returns a Map of keys[i] to vals[i], for keys in strictly
+// ascending order (not checked), without copying them: the slices become
+// the map's and must not be changed.
+func FromSorted[V any](keys []string, vals []V) *Map[V] {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := &Map[V]{n: len(keys), chunks: make([]*chunk[V], 0, (len(keys)+maxChunk/2-1)/(maxChunk/2))}
+	for start := 0; start < len(keys); start += maxChunk / 2 {
+		end := min(start+maxChunk/2, len(keys))
+		out.chunks = append(out.chunks, &chunk[V]{keys: keys[start:end:end], vals: vals[start:end:end]})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package pmap
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -119,5 +120,26 @@ func TestChangeCopiesLittle(t *testing.T) {
 	}
 	if shared != len(m.chunks)-1 {
 		t.Errorf("%d of %d chunks shared after one Set, want all but one", shared, len(m.chunks))
+	}
+}
+
+// TestFromSorted: a map built from sorted slices holds them, and changing
+// it leaves the slices alone.
+func TestFromSorted(t *testing.T) {
+	keys := make([]string, 100)
+	vals := make([]int, 100)
+	want := map[string]int{}
+	for i := range keys {
+		keys[i], vals[i] = fmt.Sprintf("k%03d", i), i
+		want[keys[i]] = i
+	}
+	m := FromSorted(keys, vals)
+	check(t, 0, m, want)
+	m.Set("k050", -1).Delete("k000")
+	if keys[0] != "k000" || vals[50] != 50 {
+		t.Fatal("a change wrote into the slices the map was built from")
+	}
+	if FromSorted[int](nil, nil) != nil {
+		t.Fatal("FromSorted of nothing is not the empty map")
 	}
 }
