@@ -97,6 +97,17 @@ func checkDecode(t *testing.T, doc []byte) {
 			t.Fatalf("Decode(%q)[%q] = %q, encoding/json gives %q", doc, k, g, v)
 		}
 	}
+	// Sorted, when it accepts the document, reads the same members.
+	if keys, vals, ok := Sorted(doc); ok {
+		if werr != nil || len(keys) != len(want) {
+			t.Fatalf("Sorted(%q) = %q (err of encoding/json: %v), want %q", doc, keys, werr, want)
+		}
+		for i, k := range keys {
+			if string(want[k]) != string(vals[i]) || (i > 0 && keys[i-1] >= k) {
+				t.Fatalf("Sorted(%q): %q = %q out of order or not %q", doc, k, vals[i], want[k])
+			}
+		}
+	}
 }
 
 func BenchmarkDecode(b *testing.B) {
