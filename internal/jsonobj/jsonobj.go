@@ -177,6 +177,9 @@ func each(data []byte, f func(k string, v json.RawMessage) bool) bool {
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
+	// One copy of the document as a string, of which every key is a
+	// part: one allocation instead of one per key.
+	doc := string(data)
 	i++
 	for {
 		i = skipSpace(data, i)
@@ -195,7 +198,7 @@ func each(data []byte, f func(k string, v json.RawMessage) bool) bool {
 			}
 			end++
 		}
-		key := string(data[start:end])
+		key := doc[start:end]
 		i = skipSpace(data, end+1) + 1 // past the colon
 		i = skipSpace(data, i)
 		vend := valueEnd(data, i)
