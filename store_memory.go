@@ -53,8 +53,8 @@ type MemoryOptions struct {
 // Records are never changed once stored (Update stores a new record, Touch a
 // copy), so a request never sees another's half-done change, and the
 // middleware reads the stored record itself, without copying or allocating.
-// Once Update has changed a session, its values live in a persistent map of
-// which a change copies a small part, so that a request that changes one
+// Once Update has changed a session of more than 16 values, they live in a
+// persistent map of which a change copies a small part, so that a request that changes one
 // value of a session of hundreds neither copies nor leaves behind the rest;
 // Load, Update and Rename return such a record as a copy with its values in
 // Values.
@@ -118,6 +118,19 @@ const (
 	memValueOverhead  = 40
 	memOwnerOverhead  = 300
 )
+
+// memTreeMin is the most values a session keeps in a map: copying a small
+// map costs less than the few allocations of a change to a tree.
+const memTreeMin = 16
+
+// memTree returns rec for a change: with its values in a tree once it
+// holds more than memTreeMin of them.
+func memTree(rec *Record) *Record {
+	if rec.tree == nil && len(rec.Values) > memTreeMin {
+		return rec.asTree()
+	}
+	return rec
+}
 
 // memSize is what a record takes in the store, for MaxBytes.
 func memSize(key string, rec *Record) int64 {
@@ -336,7 +349,7 @@ func (s *MemoryStore) updateTree(ctx context.Context, key string, ch *Change) (*
 			sh.mu.Unlock()
 			return nil, ErrNotFound
 		}
-		next, err := ch.Apply(sh.recs[i].rec.asTree())
+		next, err := ch.Apply(memTree(sh.recs[i].rec))
 		if err != nil {
 			sh.mu.Unlock()
 			return nil, err
@@ -400,7 +413,7 @@ func (s *MemoryStore) renameTree(ctx context.Context, oldKey, newKey string, ch 
 	if j, taken := to.index[newKey]; taken && memLive(to.recs[j].rec, now) {
 		return nil, ErrExists
 	}
-	next, err := ch.Apply(from.recs[i].rec.asTree())
+	next, err := ch.Apply(memTree(from.recs[i].rec))
 	if err != nil {
 		return nil, err
 	}
