@@ -57,8 +57,9 @@ func renameRecord(ctx context.Context, rn Renamer, oldKey, newKey string, ch *Ch
 
 // valueSizes describes a record's values.
 type valueSizes struct {
-	// of is the Values map they describe (its address), or 0.
-	of uintptr
+	// of is the Values map they describe, or nil; kept, not only its
+	// address, so that no other map can come to have that address.
+	of map[string]json.RawMessage
 	// tree is the persistent map they describe, or nil.
 	tree *pmap.Map[json.RawMessage]
 	// n is the number of values then: a second guard against a map
@@ -82,12 +83,9 @@ func validEntry(k string, v json.RawMessage) bool {
 	return utf8.ValidString(k) && utf8.Valid(v) && json.Valid(v)
 }
 
-// mapID identifies a map for valueSizes.of.
-func mapID(m map[string]json.RawMessage) uintptr {
-	if m == nil {
-		return 0
-	}
-	return reflect.ValueOf(m).Pointer()
+// sameMap reports whether a and b are one map (not merely equal ones).
+func sameMap(a, b map[string]json.RawMessage) bool {
+	return a != nil && b != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // knownSizes returns rec's value sizes, if Apply made rec and its values
@@ -97,7 +95,7 @@ func (rec *Record) knownSizes() (valueSizes, bool) {
 	if rec.tree != nil {
 		return sz, sz.tree == rec.tree && sz.n == rec.tree.Len()
 	}
-	return sz, sz.of != 0 && sz.of == mapID(rec.Values) && sz.n == len(rec.Values)
+	return sz, sameMap(sz.of, rec.Values) && sz.n == len(rec.Values)
 }
 
 // value returns the stored JSON of key, nil when missing.
@@ -125,13 +123,8 @@ func (rec *Record) flat() *Record {
 		return rec
 	}
 	c := *rec
-	c.Values, c.tree = rec.tree.ToMap(), nil
-	c.sizes.tree = nil
-	if _, ok := rec.knownSizes(); ok {
-		c.sizes.of = mapID(c.Values)
-	} else {
-		c.sizes = valueSizes{}
-	}
+	// The copy's map is its holder's to change: nothing is known of it.
+	c.Values, c.tree, c.sizes = rec.tree.ToMap(), nil, valueSizes{}
 	return &c
 }
 
@@ -154,7 +147,7 @@ func (rec *Record) asTree() *Record {
 		}
 	}
 	c.Values, c.tree = nil, pmap.Of(m)
-	sz.of, sz.tree, sz.n = 0, c.tree, c.tree.Len()
+	sz.of, sz.tree, sz.n = nil, c.tree, c.tree.Len()
 	c.sizes = sz
 	return &c
 }
@@ -273,7 +266,7 @@ func (c *Change) applyMap(next *Record, sz *valueSizes) error {
 		}
 		sz.put(next.Values, k, sum)
 	}
-	sz.of, sz.n = mapID(next.Values), len(next.Values)
+	sz.of, sz.n = next.Values, len(next.Values)
 	return nil
 }
 
@@ -304,7 +297,7 @@ func (c *Change) applyTree(next *Record, sz *valueSizes) error {
 		t = sz.putTree(t, k, sum)
 	}
 	next.tree, next.Values = t, nil
-	sz.of, sz.tree, sz.n = 0, t, t.Len()
+	sz.of, sz.tree, sz.n = nil, t, t.Len()
 	return nil
 }
 
@@ -352,8 +345,9 @@ func encodeValues(rec *Record) []byte {
 }
 
 // checkedValues reports whether rec's values are known to be valid (see
-// valueSizes.valid), so that a store need not check them again.
+// valueSizes.valid), so that a store need not check them again: only a
+// tree's, which nobody outside the package can reach or change.
 func (rec *Record) checkedValues() bool {
 	sz, ok := rec.knownSizes()
-	return ok && sz.valid
+	return ok && rec.tree != nil && sz.valid
 }

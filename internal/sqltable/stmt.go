@@ -21,7 +21,10 @@ import (
 // stmts is the pool's prepared statements of one table, shared by its
 // lease-bound copies.
 type stmts struct {
-	mu     sync.Mutex
+	// mu is held for reading while a statement of the cache runs, and for
+	// writing to change the cache, so that Close never closes a statement
+	// under a call that is using it.
+	mu     sync.RWMutex
 	byText map[string]*sql.Stmt
 	// closed is set by Close: statements are sent unprepared from then on,
 	// so that a store used after Close leaks no prepared statement.
@@ -38,36 +41,50 @@ func (t *Table) NoPrepare() {
 	c.mu.Unlock()
 }
 
-// stmt returns the pool's prepared statement for query, preparing it on
-// first use, or nil when the table sends statements unprepared.
-func (t *Table) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+// with calls f with query's prepared statement, preparing it on first use,
+// or with nil to send it unprepared (on a lease's connection, or once the
+// table is closed); the statement stays open until f returns.
+func (t *Table) with(ctx context.Context, query string, f func(st *sql.Stmt) error) error {
 	c := &t.life.stmts
-	c.mu.Lock()
-	st, closed := c.byText[query], c.closed
-	c.mu.Unlock()
-	if st != nil || closed {
-		return st, nil
+	for {
+		c.mu.RLock()
+		st, closed := c.byText[query], c.closed
+		if st != nil || closed || t.lease != nil {
+			defer c.mu.RUnlock()
+			if t.lease != nil {
+				st = nil
+			}
+			return f(st)
+		}
+		c.mu.RUnlock()
+		if err := t.prepareOne(ctx, query); err != nil {
+			return err
+		}
 	}
+}
+
+// prepareOne prepares query on the pool and keeps it, unless another
+// caller did first or the table was closed meanwhile.
+func (t *Table) prepareOne(ctx context.Context, query string) error {
 	st, err := t.db.PrepareContext(ctx, query)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	c := &t.life.stmts
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.byText[query]; old != nil || c.closed {
-		// Another caller prepared it first, or Close ran meanwhile.
-		_ = st.Close()
-		return old, nil
+	if c.byText[query] != nil || c.closed {
+		return st.Close()
 	}
 	if c.byText == nil {
 		c.byText = make(map[string]*sql.Stmt)
 	}
 	c.byText[query] = st
-	return st, nil
+	return nil
 }
 
-// close closes the prepared statements; the table sends its
-// statements unprepared from then on.
+// close closes the prepared statements, once every call using one has
+// returned; the table sends its statements unprepared from then on.
 func (c *stmts) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,65 +96,41 @@ func (c *stmts) close() {
 }
 
 // exec sends one statement: prepared on the pool, as it is on a lease's
-// connection. A transaction's statements are prepared before it begins
-// (Tx.Queries), never inside it.
-func (t *Table) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if t.lease != nil {
-		return t.run.ExecContext(ctx, query, args...)
-	}
-	st, err := t.stmt(ctx, query)
-	switch {
-	case err != nil:
-		return nil, err
-	case st == nil:
-		return t.run.ExecContext(ctx, query, args...)
-	}
-	return st.ExecContext(ctx, args...)
+// connection.
+func (t *Table) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	err = t.with(ctx, query, func(st *sql.Stmt) error {
+		if st == nil {
+			res, err = t.run.ExecContext(ctx, query, args...)
+		} else {
+			res, err = st.ExecContext(ctx, args...)
+		}
+		return err
+	})
+	return res, err
 }
 
 // queryRow sends one single-row query and scans its row into dest, as exec.
 func (t *Table) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
-	if t.lease != nil {
-		return t.run.QueryRowContext(ctx, query, args...).Scan(dest...)
-	}
-	st, err := t.stmt(ctx, query)
-	switch {
-	case err != nil:
+	return t.with(ctx, query, func(st *sql.Stmt) error {
+		if st == nil {
+			return t.run.QueryRowContext(ctx, query, args...).Scan(dest...)
+		}
+		return st.QueryRowContext(ctx, args...).Scan(dest...)
+	})
+}
+
+// query sends one query, as exec. The rows keep their statement open
+// after the cache let go of it (database/sql waits for them).
+func (t *Table) query(ctx context.Context, query string, args ...any) (rows *sql.Rows, err error) {
+	err = t.with(ctx, query, func(st *sql.Stmt) error {
+		if st == nil {
+			rows, err = t.run.QueryContext(ctx, query, args...)
+		} else {
+			rows, err = st.QueryContext(ctx, args...)
+		}
 		return err
-	case st == nil:
-		return t.run.QueryRowContext(ctx, query, args...).Scan(dest...)
-	}
-	return st.QueryRowContext(ctx, args...).Scan(dest...)
-}
-
-// query sends one query, as exec.
-func (t *Table) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if t.lease != nil {
-		return t.run.QueryContext(ctx, query, args...)
-	}
-	st, err := t.stmt(ctx, query)
-	switch {
-	case err != nil:
-		return nil, err
-	case st == nil:
-		return t.run.QueryContext(ctx, query, args...)
-	}
-	return st.QueryContext(ctx, args...)
-}
-
-// txStmt returns query's prepared statement bound to tx, or nil to send
-// it unprepared. It never prepares on the pool, which would take a second
-// connection while the transaction holds one: [Table.Prepare] does that
-// before the transaction begins.
-func (t *Table) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
-	c := &t.life.stmts
-	c.mu.Lock()
-	st := c.byText[query]
-	c.mu.Unlock()
-	if st == nil {
-		return nil
-	}
-	return tx.StmtContext(ctx, st)
+	})
+	return rows, err
 }
 
 // prepare makes sure the statements of a transaction are prepared on the
@@ -148,27 +141,48 @@ func (t *Table) prepare(ctx context.Context, queries []string) error {
 		return nil
 	}
 	for _, q := range queries {
-		if _, err := t.stmt(ctx, q); err != nil {
+		if err := t.with(ctx, q, func(*sql.Stmt) error { return nil }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// txWith calls f with query's prepared statement bound to tx, or with nil
+// to send it unprepared. It never prepares on the pool, which would take
+// a second connection while the transaction holds one: [Table.prepare]
+// does that before the transaction begins.
+func (t *Table) txWith(ctx context.Context, tx *sql.Tx, query string, f func(st *sql.Stmt) error) error {
+	c := &t.life.stmts
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if st := c.byText[query]; st != nil {
+		return f(tx.StmtContext(ctx, st))
+	}
+	return f(nil)
+}
+
 // TxExec sends one statement of a transaction that the table began (see
 // [Update] and [Rename]), prepared as the table's other statements.
-func (t *Table) TxExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if st := t.txStmt(ctx, tx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return tx.ExecContext(ctx, query, args...)
+func (t *Table) TxExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (res sql.Result, err error) {
+	err = t.txWith(ctx, tx, query, func(st *sql.Stmt) error {
+		if st == nil {
+			res, err = tx.ExecContext(ctx, query, args...)
+		} else {
+			res, err = st.ExecContext(ctx, args...)
+		}
+		return err
+	})
+	return res, err
 }
 
 // TxQueryRow sends one single-row query of a transaction and scans its row
 // into dest, as TxExec.
 func (t *Table) TxQueryRow(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
-	if st := t.txStmt(ctx, tx, query); st != nil {
+	return t.txWith(ctx, tx, query, func(st *sql.Stmt) error {
+		if st == nil {
+			return tx.QueryRowContext(ctx, query, args...).Scan(dest...)
+		}
 		return st.QueryRowContext(ctx, args...).Scan(dest...)
-	}
-	return tx.QueryRowContext(ctx, query, args...).Scan(dest...)
+	})
 }
