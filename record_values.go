@@ -21,36 +21,38 @@ import (
 // records through value and numValues, and the Store methods hand out
 // flat copies. Change.Apply keeps the form it is given.
 
-// treeStore is a store of this package whose records keep their values
-// in a tree (the memory and MySQL stores): the middleware calls these
-// methods instead of Load, Update and Rename, which copy such a record
-// into a flat one for everyone else. A store that wraps one is called
-// through its Store methods, and works the same, with the copies.
-type treeStore interface {
-	loadTree(ctx context.Context, key string) (*Record, error)
-	updateTree(ctx context.Context, key string, ch *Change) (*Record, error)
-	renameTree(ctx context.Context, oldKey, newKey string, ch *Change) (*Record, error)
-}
-
 // loadRecord, updateRecord and renameRecord call st's Load, Update and
-// Rename, or its tree methods when it has them.
+// Rename, or, when st is this package's memory or MySQL store itself, the
+// methods that hand the middleware records whose values stay in a tree
+// (which Load, Update and Rename copy into flat ones for everyone else).
+// The type must match exactly: a store that embeds one of them to wrap
+// its methods must have them called.
 func loadRecord(ctx context.Context, st Store, key string) (*Record, error) {
-	if ts, ok := st.(treeStore); ok {
-		return ts.loadTree(ctx, key)
+	switch s := st.(type) {
+	case *MemoryStore:
+		return s.loadTree(ctx, key)
+	case *MySQLStore:
+		return s.loadTree(ctx, key)
 	}
 	return st.Load(ctx, key)
 }
 
 func updateRecord(ctx context.Context, st Store, key string, ch *Change) (*Record, error) {
-	if ts, ok := st.(treeStore); ok {
-		return ts.updateTree(ctx, key, ch)
+	switch s := st.(type) {
+	case *MemoryStore:
+		return s.updateTree(ctx, key, ch)
+	case *MySQLStore:
+		return s.updateTree(ctx, key, ch)
 	}
 	return st.Update(ctx, key, ch)
 }
 
 func renameRecord(ctx context.Context, rn Renamer, oldKey, newKey string, ch *Change) (*Record, error) {
-	if ts, ok := rn.(treeStore); ok {
-		return ts.renameTree(ctx, oldKey, newKey, ch)
+	switch s := rn.(type) {
+	case *MemoryStore:
+		return s.renameTree(ctx, oldKey, newKey, ch)
+	case *MySQLStore:
+		return s.renameTree(ctx, oldKey, newKey, ch)
 	}
 	return rn.Rename(ctx, oldKey, newKey, ch)
 }
