@@ -257,7 +257,7 @@ func TestTreeFromJSONForeign(t *testing.T) {
 			t.Errorf("%q: %d values after adding one to %d", doc, next.numValues(), len(want))
 		}
 		var back map[string]json.RawMessage
-		if err := json.Unmarshal(encodeValues(next), &back); err != nil || len(back) != next.numValues() {
+		if err := json.Unmarshal([]byte(encodeValues(next)), &back); err != nil || len(back) != next.numValues() {
 			t.Errorf("%q: written %s (%v), %d keys, record has %d", doc, encodeValues(next), err, len(back), next.numValues())
 		}
 	}

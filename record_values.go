@@ -335,9 +335,9 @@ func treeFromJSON(data []byte) (*pmap.Map[json.RawMessage], valueSizes, error) {
 }
 
 // encodeValues is the JSON object of rec's values, keys sorted.
-func encodeValues(rec *Record) []byte {
+func encodeValues(rec *Record) string {
 	if rec.tree == nil {
-		return jsonobj.Encode(rec.Values)
+		return string(jsonobj.Encode(rec.Values))
 	}
 	size := 0
 	if sz, ok := rec.knownSizes(); ok {

@@ -613,7 +613,7 @@ func mysqlCheck(key string, rec *Record) error {
 // mysqlChecked is mysqlRow for a record mysqlCheck accepted: an Update
 // checks each change's result once and encodes only what it writes.
 func mysqlChecked(rec *Record) (mysqlRowValues, error) {
-	row := mysqlRowValues{data: string(encodeValues(rec)), idleMS: rec.IdleTimeout.Milliseconds()}
+	row := mysqlRowValues{data: encodeValues(rec), idleMS: rec.IdleTimeout.Milliseconds()}
 	var err error
 	if row.created, err = mysqlCheckTime("created", rec.Created); err != nil {
 		return row, err

@@ -4,9 +4,11 @@
 package jsonobj
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -37,24 +39,34 @@ func Encode(values map[string]json.RawMessage) []byte {
 }
 
 // EncodeSorted is Encode for values that come in ascending key order, as
-// from a sorted map: nothing to sort. size is their Size, or 0.
-func EncodeSorted(size int, values func(yield func(string, json.RawMessage) bool)) []byte {
-	b := make([]byte, 0, max(size, 2))
-	b = append(b, '{')
+// from a sorted map (nothing to sort), as a string built in place. size is
+// their Size, or 0.
+func EncodeSorted(size int, values func(yield func(string, json.RawMessage) bool)) string {
+	var b strings.Builder
+	b.Grow(max(size, 2))
+	b.WriteByte('{')
 	first := true
 	for k, v := range values {
 		if len(v) == 0 {
 			continue
 		}
 		if !first {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
 		first = false
-		b = appendKey(b, k)
-		b = append(b, ':')
-		b = append(b, v...)
+		if PlainString(k) {
+			b.WriteByte('"')
+			b.WriteString(k)
+			b.WriteByte('"')
+		} else {
+			q, _ := json.Marshal(k) // a string always marshals
+			b.Write(q)
+		}
+		b.WriteByte(':')
+		b.Write(v)
 	}
-	return append(b, '}')
+	b.WriteByte('}')
+	return b.String()
 }
 
 func appendKey(b []byte, k string) []byte {
@@ -145,6 +157,10 @@ func PlainString(s string) bool {
 // of order or repeated, escapes, non-ASCII keys, not an object), and the
 // caller uses Decode. The values share data's memory.
 func Sorted(data []byte) (keys []string, vals []json.RawMessage, ok bool) {
+	// Room for as many members as there are colons, a bound the nested
+	// ones only raise, up to a size whose overshoot costs little.
+	n := min(bytes.Count(data, []byte{':'}), 1024)
+	keys, vals = make([]string, 0, n), make([]json.RawMessage, 0, n)
 	ok = each(data, func(k string, v json.RawMessage) bool {
 		if len(keys) > 0 && k <= keys[len(keys)-1] {
 			return false

@@ -145,7 +145,7 @@ func TestSortedAndEncodeSorted(t *testing.T) {
 			}
 		}
 	}
-	if got := EncodeSorted(Size(values), seq); string(got) != string(doc) {
+	if got := EncodeSorted(Size(values), seq); got != string(doc) {
 		t.Errorf("EncodeSorted = %s, Encode = %s", got, doc)
 	}
 	for _, bad := range []string{`{"b":1,"a":2}`, `{"a":1,"a":2}`, `{"é":1}`, `{"a\n":1}`, `[1]`, `{"a":1`} {
