@@ -184,7 +184,11 @@ type KeyScheme interface {
 // Record is one session as a store keeps it.
 type Record struct {
 	// Values holds each value as JSON, by key. A record with no values is
-	// never stored: the middleware deletes it instead.
+	// never stored: the middleware deletes it instead. Once a record is
+	// made (by a store, or by [Change.Apply]) and handed on, its Values
+	// map is not changed in place: stores share records between requests,
+	// and Apply remembers what it measured of the map it made. A store
+	// that patches a record makes a new map for the result.
 	Values map[string]json.RawMessage
 	// Owner ties the session to a principal (a user id) so that
 	// [OwnerStore.DeleteOwner] can end all of that principal's sessions.
