@@ -19,7 +19,7 @@ import (
 const (
 	// maxChunk is the most entries a chunk holds; a chunk that would hold
 	// more splits in two halves.
-	maxChunk = 32
+	maxChunk = 16
 )
 
 // Map is an immutable sorted map. A nil *Map is the empty map; every
