@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,4 +90,71 @@ func TestMySQLCloseWhileInFlight(t *testing.T) {
 		t.Fatalf("%d calls failed while Close ran (round %d): %v", n, rounds, first.Load())
 	}
 	t.Logf("%d rounds without a failure", rounds)
+}
+
+// blockingDriver is instantDriver, except that a statement whose text
+// contains block waits until release is closed.
+type blockingDriver struct {
+	block   string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *blockingDriver) Connect(context.Context) (driver.Conn, error) { return blockingConn{d}, nil }
+func (d *blockingDriver) Driver() driver.Driver                        { return instantDriver{} }
+
+type blockingConn struct{ d *blockingDriver }
+
+func (c blockingConn) Prepare(q string) (driver.Stmt, error) { return blockingStmt{c.d, q}, nil }
+func (blockingConn) Close() error                            { return nil }
+func (blockingConn) Begin() (driver.Tx, error)               { return nil, errors.New("no transactions") }
+
+type blockingStmt struct {
+	d *blockingDriver
+	q string
+}
+
+func (blockingStmt) Close() error  { return nil }
+func (blockingStmt) NumInput() int { return -1 }
+func (s blockingStmt) Exec([]driver.Value) (driver.Result, error) {
+	if strings.Contains(s.q, s.d.block) {
+		s.d.entered <- struct{}{}
+		<-s.d.release
+	}
+	return driver.RowsAffected(0), nil
+}
+func (blockingStmt) Query([]driver.Value) (driver.Rows, error) { return nil, errors.New("no queries") }
+
+// TestMySQLPrepareDoesNotWaitForCallsInFlight: the first use of a
+// statement prepares it without waiting for the statements in flight
+// (which on a capped pool may be waiting for a connection), so one slow
+// call never holds up every other.
+func TestMySQLPrepareDoesNotWaitForCallsInFlight(t *testing.T) {
+	d := &blockingDriver{block: "DELETE FROM `sessions` WHERE id = ?", entered: make(chan struct{}), release: make(chan struct{})}
+	db := sql.OpenDB(d)
+	t.Cleanup(func() { db.Close() })
+	st, err := session.NewMySQLStore(db, session.MySQLOptions{NoCreateTable: true, CleanupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	slow := make(chan error, 1)
+	go func() { slow <- st.Delete(ctx, "slow") }()
+	<-d.entered
+	done := make(chan error, 1)
+	go func() { _, err := st.DeleteOwner(ctx, "ann", "k"); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		close(d.release) // let the slow call and Close end
+		t.Fatal("a statement's first use waited for a call in flight")
+	}
+	close(d.release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -21,10 +21,13 @@ import (
 // stmts is the pool's prepared statements of one table, shared by its
 // lease-bound copies.
 type stmts struct {
-	// mu is held for reading while a statement of the cache runs, and for
-	// writing to change the cache, so that Close never closes a statement
-	// under a call that is using it.
-	mu     sync.RWMutex
+	// inUse is held for reading while a statement of the cache runs, and
+	// for writing by close alone, so that Close never closes a statement
+	// under a call that is using it, and preparing a new statement never
+	// waits for the calls in flight (on a capped pool, for a connection).
+	inUse sync.RWMutex
+	// mu guards byText and closed.
+	mu     sync.Mutex
 	byText map[string]*sql.Stmt
 	// closed is set by Close: statements are sent unprepared from then on,
 	// so that a store used after Close leaks no prepared statement.
@@ -47,20 +50,28 @@ func (t *Table) NoPrepare() {
 func (t *Table) with(ctx context.Context, query string, f func(st *sql.Stmt) error) error {
 	c := &t.life.stmts
 	for {
-		c.mu.RLock()
-		st, closed := c.byText[query], c.closed
+		c.inUse.RLock()
+		st, closed := c.lookup(query)
 		if st != nil || closed || t.lease != nil {
-			defer c.mu.RUnlock()
+			defer c.inUse.RUnlock()
 			if t.lease != nil {
 				st = nil
 			}
 			return f(st)
 		}
-		c.mu.RUnlock()
+		c.inUse.RUnlock()
 		if err := t.prepareOne(ctx, query); err != nil {
 			return err
 		}
 	}
+}
+
+// lookup returns query's statement, if prepared, and whether the cache is
+// closed.
+func (c *stmts) lookup(query string) (*sql.Stmt, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byText[query], c.closed
 }
 
 // prepareOne prepares query on the pool and keeps it, unless another
@@ -86,6 +97,8 @@ func (t *Table) prepareOne(ctx context.Context, query string) error {
 // close closes the prepared statements, once every call using one has
 // returned; the table sends its statements unprepared from then on.
 func (c *stmts) close() {
+	c.inUse.Lock()
+	defer c.inUse.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
@@ -154,9 +167,9 @@ func (t *Table) prepare(ctx context.Context, queries []string) error {
 // does that before the transaction begins.
 func (t *Table) txWith(ctx context.Context, tx *sql.Tx, query string, f func(st *sql.Stmt) error) error {
 	c := &t.life.stmts
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if st := c.byText[query]; st != nil {
+	c.inUse.RLock()
+	defer c.inUse.RUnlock()
+	if st, _ := c.lookup(query); st != nil {
 		return f(tx.StmtContext(ctx, st))
 	}
 	return f(nil)
