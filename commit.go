@@ -130,6 +130,11 @@ func (s *Session) commit(h http.Header) (late bool, err error) {
 	ctx, cancel := s.m.detach(s.ctx)
 	defer cancel()
 	eff, err := s.apply(ctx, p, late)
+	if err == nil && late && p.life && eff.set && s.via == carrierCookie {
+		// Remember or ForgetOnClose after the first byte: the record has
+		// its new lifetime, but the cookie that carries it cannot follow.
+		err = fmt.Errorf("%w: Remember or ForgetOnClose needs a new cookie; the stored session has the new lifetime, the browser keeps its cookie", ErrResponseStarted)
+	}
 	if err != nil || late {
 		return late, err
 	}

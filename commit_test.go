@@ -418,3 +418,29 @@ func TestStoreTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestLateLifetimeChangeIsReported: Remember or ForgetOnClose after the
+// first byte is stored, but the cookie cannot follow, and the ErrorHandler
+// hears of it instead of the browser keeping its old cookie unannounced.
+func TestLateLifetimeChangeIsReported(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, session.Options{}, routes{
+		"/login": func(w http.ResponseWriter, r *http.Request) {
+			s := session.FromContext(r.Context())
+			s.Set("user", "ann")
+			s.Remember(time.Hour, 24*time.Hour)
+		},
+		"/forget-late": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "streaming")
+			session.FromContext(r.Context()).ForgetOnClose()
+		},
+	})
+	srv.get("/login")
+	res, _ := srv.get("/forget-late")
+	if c := cookieIn(res, cookieName); c != nil {
+		t.Fatalf("a cookie after the first byte: %v", c)
+	}
+	if err := srv.err(); !errors.Is(err, session.ErrResponseStarted) {
+		t.Fatalf("error %v, want ErrResponseStarted", err)
+	}
+}
