@@ -18,10 +18,16 @@ import (
 	"time"
 )
 
-// BatchTimeout bounds a batch led by a caller that waited for it: the batch
-// holds the changes of other callers too, so it does not run on what is
-// left of the leader's own deadline.
+// BatchTimeout bounds a batch led by a caller that waited for it when none
+// of its callers has a deadline: the batch holds the changes of other
+// callers too, so it does not run on what is left of the leader's own
+// context alone (see batchContext).
 const BatchTimeout = 5 * time.Second
+
+// maxBatch is the most changes one batch takes: the rest wait for the next,
+// so that one visitor's burst never becomes one transaction of unbounded
+// size.
+const maxBatch = 64
 
 // ErrWithdrawn: an update gave up while queued, before any batch took it;
 // its change was not applied.
@@ -56,6 +62,7 @@ type queue[C, R any] struct {
 
 // pending is one update waiting for its batch.
 type pending[C, R any] struct {
+	ctx  context.Context // the caller's, for the batch's deadline
 	ch   C
 	done chan struct{} // closed when rec and err are set
 	lead chan []*pending[C, R]
@@ -67,12 +74,13 @@ type pending[C, R any] struct {
 // that arrive while another batch of key is in flight. The caller that
 // finds no batch in flight runs its change at once, on ctx; the others
 // queue, and the first of them leads the next batch, with all the changes
-// queued by then, on a context of its own bounded by BatchTimeout. A
+// queued by then (at most maxBatch), on a context that ends with the
+// latest deadline of the batch's callers (see batchContext). A
 // queued caller whose ctx ends before a batch takes its change withdraws
 // it and gets an error wrapping ErrWithdrawn and ctx.Err(); once taken,
 // the change's outcome is the caller's, whenever it comes.
 func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C, R]) (R, error) {
-	me := &pending[C, R]{ch: ch, done: make(chan struct{})}
+	me := &pending[C, R]{ctx: ctx, ch: ch, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.keys == nil {
 		c.keys = make(map[string]*queue[C, R])
@@ -109,10 +117,21 @@ func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C
 	return me.rec, me.err
 }
 
-// leadDetached runs a batch that holds other callers' changes: it gets a
-// deadline of its own rather than whatever is left of ctx's.
+// leadDetached runs a batch that holds other callers' changes: it is not
+// cancelled with ctx, and ends at the latest deadline of its callers, so
+// none waits past the deadline of the one that waits longest, or within
+// BatchTimeout when none has a deadline.
 func (c *Combiner[C, R]) leadDetached(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), BatchTimeout)
+	var latest time.Time
+	for _, p := range batch {
+		if dl, ok := p.ctx.Deadline(); ok && dl.After(latest) {
+			latest = dl
+		}
+	}
+	if latest.IsZero() {
+		latest = time.Now().Add(BatchTimeout)
+	}
+	bctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), latest)
 	defer cancel()
 	c.lead(bctx, key, batch, run)
 }
@@ -128,11 +147,12 @@ func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[
 	q := c.keys[key]
 	c.mu.Unlock()
 	// One batch of a key runs at a time: q.last is this batch's alone.
-	results, err := run(ctx, chs, &q.last)
+	results, panicked, err := runGuarded(ctx, chs, &q.last, run)
 	c.mu.Lock()
-	next := q.waiting
-	q.waiting = nil
-	if len(next) == 0 {
+	n := min(len(q.waiting), maxBatch)
+	next := q.waiting[:n:n]
+	q.waiting = q.waiting[n:]
+	if n == 0 {
 		delete(c.keys, key)
 	}
 	c.mu.Unlock()
@@ -147,6 +167,21 @@ func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[
 		}
 		close(p.done)
 	}
+	if panicked != nil {
+		panic(panicked) // after the flight went on: the key is not left busy
+	}
+}
+
+// runGuarded calls run, turning a panic into an error for the batch (and
+// returning it, to be raised again once the flight has gone on).
+func runGuarded[C, R any](ctx context.Context, chs []C, last *R, run Run[C, R]) (results []Result[R], panicked any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked, err = r, fmt.Errorf("batch failed: panic: %v", r)
+		}
+	}()
+	results, err = run(ctx, chs, last)
+	return results, nil, err
 }
 
 // withdraw takes p out of key's queue if no batch has taken it yet.

@@ -193,3 +193,76 @@ func TestCombinerBatchError(t *testing.T) {
 		}
 	}
 }
+
+// TestCombinerBatchCapAndDeadline: a batch takes at most maxBatch queued
+// changes, the rest go in the next; a batch led for others ends at the
+// latest deadline of its callers.
+func TestCombinerBatchCapAndDeadline(t *testing.T) {
+	var c Combiner[int, string]
+	batches := make(chan batch, 4)
+	outcomes := make(chan outcome, maxBatch+40)
+	run := fakeRun(batches, nil)
+	update := func(ctx context.Context, ch int) {
+		go func() {
+			rec, err := c.Update(ctx, "k", ch, run)
+			outcomes <- outcome{ch, rec, err}
+		}()
+	}
+	update(t.Context(), 1)
+	first := sqltest.Receive(t, "the first batch", batches)
+	later := time.Now().Add(time.Hour)
+	for ch := 2; ch <= maxBatch+40; ch++ {
+		ctx := t.Context()
+		if ch == 30 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, later)
+			defer cancel()
+		}
+		update(ctx, ch)
+	}
+	waitQueued(t, &c, "k", maxBatch+39)
+	close(first.release)
+	second := sqltest.Receive(t, "the second batch", batches)
+	if len(second.chs) != maxBatch {
+		t.Fatalf("second batch of %d changes, want %d", len(second.chs), maxBatch)
+	}
+	if dl, ok := second.ctx.Deadline(); !ok || !dl.Equal(later) {
+		t.Errorf("the batch ends at %v (%v), want its latest caller's deadline %v", dl, ok, later)
+	}
+	close(second.release)
+	third := sqltest.Receive(t, "the third batch", batches)
+	if len(third.chs) != 39 {
+		t.Fatalf("third batch of %d changes, want 39", len(third.chs))
+	}
+	if dl, ok := third.ctx.Deadline(); !ok || time.Until(dl) > BatchTimeout {
+		t.Errorf("a batch of callers without deadlines ends at %v (%v), want within BatchTimeout", dl, ok)
+	}
+	close(third.release)
+	for range maxBatch + 40 {
+		sqltest.Receive(t, "a result", outcomes)
+	}
+}
+
+// TestCombinerPanicLeavesTheKeyFree: a batch whose run panics fails its
+// changes, passes the flight on, and raises the panic in its leader; the
+// key takes updates again afterwards.
+func TestCombinerPanicLeavesTheKeyFree(t *testing.T) {
+	var c Combiner[int, string]
+	boom := func(context.Context, []int, *string) ([]Result[string], error) { panic("boom") }
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the run's panic", r)
+			}
+		}()
+		c.Update(t.Context(), "k", 1, boom)
+	}()
+	ok := func(_ context.Context, chs []int, _ *string) ([]Result[string], error) {
+		return []Result[string]{{Rec: "fine"}}, nil
+	}
+	done := make(chan string, 1)
+	go func() { rec, _ := c.Update(t.Context(), "k", 2, ok); done <- rec }()
+	if rec := sqltest.Receive(t, "an update after the panic", done); rec != "fine" {
+		t.Fatalf("update after the panic = %q", rec)
+	}
+}
