@@ -55,8 +55,11 @@ type MySQLOptions struct {
 //	SELECT handle, ... FROM t LIMIT 0, ALTER TABLE t ...   constructor, unless NoCreateTable: an older table's upgrade
 //	SELECT ... FROM t WHERE id = ? AND expires_at > ?      Load; Touch when no row changed
 //	INSERT INTO t (...) VALUES (...)                       Create
-//	DELETE FROM t WHERE id = ? AND expires_at <= ?         Create, when an expired row holds the key
-//	SELECT ... WHERE id = ? AND ... FOR UPDATE             Update, in a transaction
+//	DELETE FROM t WHERE id = ? AND expires_at <= ?         Create and Rename, when the INSERT found the key taken
+//	UPDATE t SET data = ?, ... WHERE id = ? AND version = ? AND expires_at > ?
+//	                                                       Update: one statement, when the row is still the one
+//	                                                       the request read (a compare-and-swap on version)
+//	SELECT ... WHERE id = ? AND ... FOR UPDATE             Update otherwise, in a transaction
 //	UPDATE t SET data = ?, owner = ?, ... WHERE id = ?     Update, in the same transaction (deadline_at, idle_ms, persist
 //	                                                       and label too when the change sets them)
 //	DELETE FROM t WHERE id = ?                             Update that leaves no values; Delete
@@ -65,13 +68,14 @@ type MySQLOptions struct {
 //	SELECT handle, ... WHERE owner = ? AND ... LIMIT ?     Devices
 //	DELETE FROM t WHERE owner = ? AND ... handle = ? ...   DeleteDevice
 //	DELETE FROM t WHERE expires_at <= ? LIMIT ?            DeleteExpired, repeated
-//	SELECT ... FOR UPDATE, DELETE ... expires_at <= ?,
-//	INSERT, DELETE FROM t WHERE id = ?                     Rename, in one transaction
+//	SELECT ... FOR UPDATE, INSERT, DELETE FROM t WHERE id = ?
+//	                                                       Rename, in one transaction
 //	SELECT GET_LOCK(?, ?) and SELECT RELEASE_LOCK(?)       Lock, Unlock
 //
-// Update applies a request's [Change] inside one transaction that holds the
-// row's lock, so writers of one session queue in the database for the few
-// round trips of each transaction and nobody retries: 128 concurrent
+// Update applies a request's [Change] in one compare-and-swap UPDATE on the
+// version the request read when nothing in this process can have written
+// since, and otherwise inside one transaction that holds the row's lock, so
+// writers of one session queue in the database and nobody retries: 128 concurrent
 // writers of one session all succeed, and every different-key change and
 // every [Session.Add] is kept. Commits of one session that reach one process
 // while one is in flight go to the database together, in one transaction.
@@ -91,7 +95,7 @@ type MySQLOptions struct {
 //
 // The statements it repeats are server-side prepared statements, prepared
 // once and kept by database/sql on each connection of the pool that ran
-// them (fewer than 20 per connection, far below MySQL's default
+// them (at most 16 per connection, far below MySQL's default
 // max_prepared_stmt_count of 16,382 for a pool of a few hundred
 // connections), so that each is one round trip instead of the driver's
 // prepare, execute and close; a DSN with interpolateParams=true gains
@@ -462,18 +466,15 @@ func (s *MySQLStore) renameTree(ctx context.Context, oldKey, newKey string, ch *
 	}
 	return sqltable.Rename(ctx, s.t, oldKey, newKey, ch, s.tx(oldKey),
 		func(ctx context.Context, tx *sql.Tx, key string, rec *Record) error {
-			row, err := mysqlRow(key, rec)
+			row, err := mysqlChecked(rec) // tx.Check accepted rec
 			if err != nil {
-				return err
-			}
-			if _, err := s.t.TxExec(ctx, tx, s.q.deleteExpiredKey, key, mysqlFormatTime(s.t.Now())); err != nil {
 				return err
 			}
 			rec.Version = 1
 			mysqlStored(rec)
-			_, err = s.t.TxExec(ctx, tx, s.q.insert, key, row.data, rec.Owner, row.created, row.expires, row.deadline, rec.Version,
+			return s.t.TxInsert(ctx, tx, key, mysqlFormatTime(s.t.Now()), s.q.insert, s.q.deleteExpiredKey,
+				key, row.data, rec.Owner, row.created, row.expires, row.deadline, rec.Version,
 				row.idleMS, int64(rec.Persist), rec.Label, rec.Handle)
-			return err
 		})
 }
 

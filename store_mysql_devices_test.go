@@ -188,7 +188,6 @@ func TestMySQLUpdateLifetimeLabel(t *testing.T) {
 		const newKey = "k2"
 		mock.ExpectBegin()
 		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockRememberedRow(sqltest.MockValuesSQL))
-		mock.ExpectExec(sqlDeleteExpKey).WithArgs(newKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 0))
 		mock.ExpectExec(sqlInsert).
 			WithArgs(newKey, sqltest.MockValuesSQL, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000", "2025-03-31 11:00:00.000000", 1,
 				int64(129_600_000), 1, "Firefox on macOS", mockHandle).

@@ -126,3 +126,41 @@ func TestMySQLPreparedOnLockConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMySQLRenameOntoATakenKey: Rename inserts the new row first and
+// removes an expired row under the new key only when the INSERT finds the
+// key taken, then inserts again; a live row there fails the rename with
+// ErrExists and rolls everything back.
+func TestMySQLRenameOntoATakenKey(t *testing.T) {
+	const newKey = "k2"
+	dup := &mysql.MySQLError{Number: 1062, Message: "Duplicate entry 'k2' for key 'PRIMARY'"}
+	insert := func(m sqlmock.Sqlmock) *sqlmock.ExpectedExec {
+		return m.ExpectExec(sqlInsert).WithArgs(newKey, sqltest.MockValuesSQL, "alice", "2025-03-01 11:00:00.000005", "2025-03-01 12:30:00.000000",
+			"2025-03-02 11:00:00.000000", 1, int64(0), 0, "", "")
+	}
+	t.Run("expired row there", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectBegin()
+		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockLockedRow(sqltest.MockValuesSQL))
+		insert(mock).WillReturnError(dup)
+		mock.ExpectExec(sqlDeleteExpKey).WithArgs(newKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 1))
+		insert(mock).WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectExec(sqlDelete).WithArgs(mockKey).WillReturnResult(sqlmock.NewResult(0, 1))
+		mock.ExpectCommit()
+		if _, err := s.Rename(context.Background(), mockKey, newKey, &Change{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("live row there", func(t *testing.T) {
+		s, mock := newMockStore(t, MySQLOptions{NoCreateTable: true})
+		mock.ExpectBegin()
+		mock.ExpectQuery(sqlLockRow).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockLockedRow(sqltest.MockValuesSQL))
+		insert(mock).WillReturnError(dup)
+		mock.ExpectExec(sqlDeleteExpKey).WithArgs(newKey, mockNowSQL).WillReturnResult(sqlmock.NewResult(0, 0))
+		insert(mock).WillReturnError(dup)
+		mock.ExpectRollback()
+		if _, err := s.Rename(context.Background(), mockKey, newKey, &Change{}); !errors.Is(err, ErrExists) {
+			t.Fatalf("Rename onto a live row = %v, want ErrExists", err)
+		}
+	})
+}

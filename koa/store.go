@@ -123,8 +123,9 @@ type Options struct {
 //	SELECT id, data, expires ... FOR UPDATE                   Update, in a transaction
 //	UPDATE t SET data = ?, expires = ? WHERE id = ?           Update, in the same transaction
 //	DELETE FROM t WHERE id = ?                                Update that leaves no values; Delete
-//	SELECT ... FOR UPDATE, DELETE ... expires <= ?,
-//	INSERT, DELETE FROM t WHERE id = ?                        Rename, in one transaction
+//	SELECT ... FOR UPDATE, INSERT, DELETE FROM t WHERE id = ?  Rename, in one transaction (with the DELETE
+//	                                                          of an expired row and a second INSERT when
+//	                                                          the first found the key taken)
 //	UPDATE t SET expires = ? WHERE id = ? AND expires > ?     Touch
 //	SELECT LEFT(MD5(data), 16), expires ... WHERE id = ? ...  Touch when no row changed
 //	DELETE FROM t WHERE expires <= ? LIMIT ?                  DeleteExpired, repeated
@@ -377,13 +378,9 @@ func (s *Store) Rename(ctx context.Context, oldKey, newKey string, ch *session.C
 	return sqltable.Rename(ctx, s.t, oldKey, newKey, ch, s.tx(oldKey),
 		func(ctx context.Context, tx *sql.Tx, key string, rec *session.Record) error {
 			data, expires := encode(rec) // tx.Check accepted rec
-			if _, err := s.t.TxExec(ctx, tx, s.q.deleteExpiredKey, key, s.t.Now().UnixMilli()); err != nil {
-				return err
-			}
 			rec.Version = version(data)
 			rec.Expires = time.UnixMilli(expires).UTC()
-			_, err := s.t.TxExec(ctx, tx, s.q.insert, key, expires, data)
-			return err
+			return s.t.TxInsert(ctx, tx, key, s.t.Now().UnixMilli(), s.q.insert, s.q.deleteExpiredKey, key, expires, data)
 		})
 }
 

@@ -199,3 +199,21 @@ func (t *Table) TxQueryRow(ctx context.Context, tx *sql.Tx, query string, args [
 		return st.QueryRowContext(ctx, args...).Scan(dest...)
 	})
 }
+
+// TxInsert is Insert inside a transaction: the INSERT of a new row under
+// key, and only when the key is taken (a duplicate-key error, which undoes
+// that statement alone), the removal of an expired row there and the
+// INSERT once more. Deleting first would send one statement more each time
+// and, under REPEATABLE READ, take a gap lock on which two concurrent
+// inserts into the same gap deadlock.
+func (t *Table) TxInsert(ctx context.Context, tx *sql.Tx, key string, now any, insert, deleteExpiredKey string, args ...any) error {
+	_, err := t.TxExec(ctx, tx, insert, args...)
+	if !isMySQLError(err, errDupEntry) {
+		return err
+	}
+	if _, err := t.TxExec(ctx, tx, deleteExpiredKey, key, now); err != nil {
+		return err
+	}
+	_, err = t.TxExec(ctx, tx, insert, args...)
+	return err
+}
