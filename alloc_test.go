@@ -94,3 +94,42 @@ func TestHeaderHotPathAllocations(t *testing.T) {
 		t.Errorf("a request without a cookie or the header allocates %v objects, want at most 2", n)
 	}
 }
+
+// TestSetLabelUnchangedAllocations: setting the label a session already has
+// costs nothing, as SetLabel's doc says a handler may do on every request:
+// the request allocates what a plain read does.
+func TestSetLabelUnchangedAllocations(t *testing.T) {
+	m, err := session.New(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		switch r.URL.Path {
+		case "/login":
+			s.Set("user", "ann")
+			s.SetLabel("Firefox on macOS")
+		case "/label":
+			s.SetLabel("Firefox on macOS")
+		}
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/login", nil))
+	c := rec.Result().Cookies()
+	if len(c) != 1 {
+		t.Fatal("/login set no cookie")
+	}
+	allocs := func(path string) float64 {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Cookie", c[0].Name+"="+c[0].Value)
+		w := &discard{h: http.Header{}}
+		return testing.AllocsPerRun(200, func() {
+			clear(w.h)
+			h.ServeHTTP(w, req)
+		})
+	}
+	if plain, label := allocs("/read"), allocs("/label"); label != plain {
+		t.Errorf("a request that sets the label the session has allocates %v objects, a plain read %v", label, plain)
+	}
+}

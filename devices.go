@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // "Your devices": the live sessions of one owner as their user sees them,
@@ -66,8 +65,13 @@ func newHandle() string {
 // errors.ErrUnsupported.
 func (s *Session) SetLabel(label string) {
 	label = strings.ToValidUTF8(label, "\uFFFD")
-	if utf8.RuneCountInString(label) > maxLabel {
-		label = string([]rune(label)[:maxLabel])
+	n := 0
+	for i := range label { // cut at the rune maxLabel, without copying
+		if n == maxLabel {
+			label = label[:i]
+			break
+		}
+		n++
 	}
 	s.lock()
 	defer s.mu.Unlock()
@@ -78,7 +82,8 @@ func (s *Session) SetLabel(label string) {
 		s.ch.Label = nil
 		return
 	}
-	s.ch.Label = &label
+	l := label // only a change takes the label's address (and a heap copy)
+	s.ch.Label = &l
 }
 
 // Label returns the session's label, or "".

@@ -320,12 +320,6 @@ func (c *Change) Clone() *Change {
 	return &d
 }
 
-// Empty reports whether the change changes nothing but, perhaps, the
-// expiry.
-func (c *Change) Empty() bool {
-	return !c.Clear && len(c.Values) == 0 && len(c.Add) == 0 && c.Owner == nil && c.Label == nil && c.Lifetime == nil
-}
-
 // addInt returns the JSON of raw's integer plus d.
 func addInt(raw json.RawMessage, d int64) (json.RawMessage, error) {
 	var n int64

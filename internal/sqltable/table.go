@@ -24,7 +24,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/seed013449c2/session/internal/jsonobj"
 	"github.com/seed013449c2/session/internal/keylock"
 )
 
@@ -477,15 +476,6 @@ func CheckKey(key string) error {
 		}
 	}
 	return nil
-}
-
-// EncodeValues writes values as one JSON object with sorted keys (see
-// jsonobj.Encode), refusing bytes a utf8mb4 column would reject or mangle.
-func EncodeValues(values map[string]json.RawMessage) (string, error) {
-	if err := CheckValues(values); err != nil {
-		return "", err
-	}
-	return string(jsonobj.Encode(values)), nil
 }
 
 // CheckValues refuses values a utf8mb4 column would reject or mangle.
