@@ -528,15 +528,23 @@ func (s *MemoryStore) Devices(ctx context.Context, owner string, limit int) ([]D
 		for key := range sh.owners[owner] {
 			if rec := sh.recs[sh.index[key]].rec; memLive(rec, now) {
 				out = append(out, DeviceRecord{Handle: rec.Handle, Label: rec.Label, Created: rec.Created, Expires: rec.Expires, IdleTimeout: rec.IdleTimeout})
+				if len(out) >= 2*limit {
+					out = latestDevices(out, limit) // an owner of many sessions costs 2*limit, not all of them
+				}
 			}
 		}
 		sh.mu.RUnlock()
 	}
-	if len(out) > limit {
-		slices.SortFunc(out, func(a, b DeviceRecord) int { return b.Expires.Compare(a.Expires) })
-		out = out[:limit]
+	return latestDevices(out, limit), nil
+}
+
+// latestDevices keeps the limit devices of out that expire last.
+func latestDevices(out []DeviceRecord, limit int) []DeviceRecord {
+	if len(out) <= limit {
+		return out
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b DeviceRecord) int { return b.Expires.Compare(a.Expires) })
+	return out[:limit]
 }
 
 // DeleteDevice implements [DeviceStore].
