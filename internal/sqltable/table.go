@@ -77,6 +77,9 @@ type Table struct {
 	Now func() time.Time
 	// upgrade says how to add missing columns, or "".
 	upgrade string
+	// emptied is what a change of a batch gets when an earlier one left
+	// the row without values.
+	emptied error
 
 	life *life
 }
@@ -131,7 +134,8 @@ func New(cfg Config) (*Table, error) {
 	return &Table{
 		db: cfg.DB, run: cfg.DB, ownDB: cfg.OwnDB, name: cfg.Table, batch: cfg.Batch, logger: cfg.Logger,
 		prefix: cfg.Prefix, errs: cfg.Errors, Now: time.Now, life: &life{}, upgrade: cfg.Upgrade,
-		hint: fmt.Sprintf("create it (see %s.CreateTableSQL) or leave %s.NoCreateTable false", cfg.StoreType, cfg.OptionsType),
+		emptied: fmt.Errorf("%w (emptied by an earlier change of the batch)", cfg.Errors.NotFound),
+		hint:    fmt.Sprintf("create it (see %s.CreateTableSQL) or leave %s.NoCreateTable false", cfg.StoreType, cfg.OptionsType),
 	}, nil
 }
 

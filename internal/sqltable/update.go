@@ -57,7 +57,6 @@ var errNothingToWrite = errors.New("nothing to write")
 // arrival order to what the previous ones left; a lease's table runs its
 // single holder's change alone.
 func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Combiner[C, R], key string, ch C, tx Tx[C, R]) (R, error) {
-	notFound := fmt.Errorf("%w (emptied by an earlier change of the batch)", t.errs.NotFound)
 	wrap := func(results []combine.Result[R]) []combine.Result[R] {
 		for i := range results {
 			if results[i].Err != nil {
@@ -83,11 +82,7 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 			if err := t.lostLock(); err != nil {
 				return nil, err
 			}
-			results, final, gone := applyAll(base, chs, tx, notFound)
-			written := false
-			for _, r := range results {
-				written = written || r.Err == nil
-			}
+			results, final, gone, written := applyAll(base, chs, tx, t.emptied)
 			if written && !gone {
 				stored, ok, err := tx.Swap(ctx, base, final)
 				switch {
@@ -110,12 +105,8 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 				return err
 			}
 			var final R
-			var gone bool
-			results, final, gone = applyAll(rec, chs, tx, notFound)
-			written := false
-			for _, r := range results {
-				written = written || r.Err == nil
-			}
+			var gone, written bool
+			results, final, gone, written = applyAll(rec, chs, tx, t.emptied)
 			switch {
 			case !written:
 				*last = rec
@@ -130,15 +121,10 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 			*last = final
 			return nil
 		})
-		switch {
-		case err == nil, errors.Is(err, errNothingToWrite):
+		if err == nil || errors.Is(err, errNothingToWrite) {
 			return wrap(results), nil
-		case errors.Is(err, sql.ErrNoRows):
-			return nil, fmt.Errorf("%s: update: %w", t.prefix, t.errs.NotFound)
-		case errors.Is(err, t.errs.Corrupt):
-			return nil, fmt.Errorf("%s: update: %w", t.prefix, err)
 		}
-		return nil, t.Fail(ctx, "update", err)
+		return nil, t.LoadErr(ctx, "update", err)
 	}
 	if t.lease != nil {
 		// The lock keeps every other writer of this process and of the
@@ -161,9 +147,9 @@ func Update[C Change[R], R any](ctx context.Context, t *Table, comb *combine.Com
 // applyAll applies chs in order to rec, as a batch does: each change sees
 // the record the previous ones left, a refused change leaves it as it was,
 // and once a change leaves no values the record is gone for the rest (they
-// get notFound). It returns one result per change and the record to
-// store, or gone when the row is to be deleted.
-func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[C, R], notFound error) (results []combine.Result[R], final R, gone bool) {
+// get notFound). It returns one result per change, the record to store,
+// gone when the row is to be deleted, and written when any change took.
+func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[C, R], notFound error) (results []combine.Result[R], final R, gone, written bool) {
 	results = make([]combine.Result[R], len(chs))
 	cur := rec
 	for i, ch := range chs {
@@ -181,13 +167,14 @@ func applyAll[C Change[R], R any](rec R, chs []C, tx Tx[C, R], notFound error) (
 			continue
 		}
 		results[i].Rec = next
+		written = true
 		if empty {
 			gone = true
 			continue
 		}
 		cur = next
 	}
-	return results, cur, gone
+	return results, cur, gone, written
 }
 
 // Rename is the stores' Rename: in one transaction, under oldKey's row

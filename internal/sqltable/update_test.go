@@ -50,7 +50,7 @@ func TestApplyAll(t *testing.T) {
 			{set: map[string]int{"big": 1}},
 			{set: map[string]int{"b": 2}},
 		}
-		results, final, gone := applyAll(start, chs, tx, notFound)
+		results, final, gone, written := applyAll(start, chs, tx, notFound)
 		want := []map[string]int{{"n": 1, "a": 1}, nil, nil, {"n": 1, "a": 1, "b": 2}}
 		wantErr := []error{nil, refused, tooBig, nil}
 		for i, r := range results {
@@ -61,8 +61,8 @@ func TestApplyAll(t *testing.T) {
 				t.Errorf("change %d: record %+v, want %v", i, r.Rec, want[i])
 			}
 		}
-		if gone || !maps.Equal(final.values, want[3]) {
-			t.Errorf("final %+v, gone %v; want the last record", final, gone)
+		if gone || !written || !maps.Equal(final.values, want[3]) {
+			t.Errorf("final %+v, gone %v, written %v; want the last record, written", final, gone, written)
 		}
 		if !maps.Equal(start.values, map[string]int{"n": 1}) {
 			t.Errorf("the stored record changed: %v", start.values)
@@ -70,7 +70,7 @@ func TestApplyAll(t *testing.T) {
 	})
 	t.Run("emptied", func(t *testing.T) {
 		chs := []fakeChange{{clear: true}, {set: map[string]int{"c": 3}}}
-		results, _, gone := applyAll(start, chs, tx, notFound)
+		results, _, gone, _ := applyAll(start, chs, tx, notFound)
 		if !gone || results[0].Err != nil || len(results[0].Rec.values) != 0 || !errors.Is(results[1].Err, notFound) {
 			t.Errorf("results %+v, gone %v; want the first to empty the record and the second to find nothing", results, gone)
 		}
