@@ -157,7 +157,7 @@ func (m *Manager) detach(ctx context.Context) (context.Context, context.CancelFu
 func (s *Session) apply(ctx context.Context, p commitPlan, late bool) (cookieEffect, error) {
 	var eff cookieEffect
 	if p.destroy != "" {
-		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, p.destroy) }); err != nil {
+		if err := s.m.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, p.destroy) }); err != nil {
 			return eff, fmt.Errorf("session: destroy %s: %w", logID(p.destroy), err)
 		}
 		s.ended = ""
@@ -202,13 +202,14 @@ func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// call runs one store call within StoreTimeout.
-func (s *Session) call(ctx context.Context, op string, f func(context.Context) error) error {
-	t := start(s.m.ev.StoreCall != nil)
-	bctx, cancel := s.m.bound(ctx)
+// call runs one store call within StoreTimeout and reports it to the
+// StoreCall hook.
+func (m *Manager) call(ctx context.Context, op string, f func(context.Context) error) error {
+	t := start(m.ev.StoreCall != nil)
+	bctx, cancel := m.bound(ctx)
 	err := f(bctx)
 	cancel()
-	s.m.ev.stored(ctx, op, t, err)
+	m.ev.stored(ctx, op, t, err)
 	return err
 }
 
@@ -273,9 +274,9 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 	if from != nil {
 		// A logout or revoke may have ended the session since this request
 		// loaded it: then the new record must not outlive it.
-		err := s.call(ctx, "Load", func(ctx context.Context) error { _, err := s.store.Load(ctx, s.key); return err })
+		err := s.m.call(ctx, "Load", func(ctx context.Context) error { _, err := loadRecord(ctx, s.store, s.key); return err })
 		if errors.Is(err, ErrNotFound) {
-			if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, key) }); err != nil {
+			if err := s.m.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, key) }); err != nil {
 				return cookieEffect{}, fmt.Errorf("session: regenerate: undo %s: %w", logID(key), err)
 			}
 			s.endedElsewhere()
@@ -283,7 +284,7 @@ func (s *Session) create(ctx context.Context, now time.Time, late bool) (cookieE
 		} else if err != nil {
 			return cookieEffect{}, fmt.Errorf("session: regenerate: check old %s: %w", logID(s.key), err)
 		}
-		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
+		if err := s.m.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 			return cookieEffect{}, fmt.Errorf("session: regenerate: delete old %s: %w", logID(s.key), err)
 		}
 	}
@@ -303,7 +304,7 @@ func (s *Session) underNewID(ctx context.Context, op, id string, f func(ctx cont
 			id = s.m.ids.newID()
 		}
 		key := s.m.ids.storeKey(id)
-		err := s.call(ctx, op, func(ctx context.Context) error { return f(ctx, key) })
+		err := s.m.call(ctx, op, func(ctx context.Context) error { return f(ctx, key) })
 		if try > 0 || !errors.Is(err, ErrExists) {
 			return id, key, err
 		}
@@ -367,7 +368,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	ch := &s.ch
 	ch.MaxSize, ch.Expires, ch.Base = m.maxSize, p.expires, s.base
 	var rec *Record
-	err := s.call(ctx, "Update", func(ctx context.Context) (err error) {
+	err := s.m.call(ctx, "Update", func(ctx context.Context) (err error) {
 		rec, err = updateRecord(ctx, s.store, s.key, ch)
 		return err
 	})
@@ -391,7 +392,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 // touch moves the idle expiry of an unchanged session. The caller holds
 // s.mu.
 func (s *Session) touch(ctx context.Context, p commitPlan) (cookieEffect, error) {
-	err := s.call(ctx, "Touch", func(ctx context.Context) error { return s.store.Touch(ctx, s.key, p.expires) })
+	err := s.m.call(ctx, "Touch", func(ctx context.Context) error { return s.store.Touch(ctx, s.key, p.expires) })
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.endedElsewhere()
@@ -427,7 +428,7 @@ func (s *Session) endedElsewhere() {
 
 // remove deletes a session that has no values left. The caller holds s.mu.
 func (s *Session) remove(ctx context.Context) error {
-	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
+	if err := s.m.call(ctx, "Delete", func(ctx context.Context) error { return s.store.Delete(ctx, s.key) }); err != nil {
 		return fmt.Errorf("session: delete %s: %w", logID(s.key), err)
 	}
 	s.m.ev.destroyed(ctx, s.key)

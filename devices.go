@@ -118,7 +118,7 @@ func (s *Session) Devices() ([]Device, error) {
 		return nil, nil
 	}
 	var recs []DeviceRecord
-	err = s.call(s.ctx, "Devices", func(ctx context.Context) (err error) {
+	err = s.m.call(s.ctx, "Devices", func(ctx context.Context) (err error) {
 		recs, err = ds.Devices(ctx, owner, maxDevices)
 		return err
 	})
@@ -169,7 +169,7 @@ func (s *Session) EndDevice(handle string) error {
 		return nil
 	}
 	var found bool
-	err = s.call(s.ctx, "DeleteDevice", func(ctx context.Context) (err error) {
+	err = s.m.call(s.ctx, "DeleteDevice", func(ctx context.Context) (err error) {
 		found, err = ds.DeleteDevice(ctx, owner, handle)
 		return err
 	})

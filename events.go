@@ -133,11 +133,11 @@ func (e *Events) stored(ctx context.Context, op string, t time.Time, err error) 
 // owners (the store, or a locked request's lease store) within
 // StoreTimeout, and reports the call and what it ended.
 func (m *Manager) deleteOwner(ctx context.Context, owners OwnerStore, owner, except string) (int, error) {
-	bctx, cancel := m.bound(ctx)
-	defer cancel()
-	t := start(m.ev.StoreCall != nil)
-	n, err := owners.DeleteOwner(bctx, owner, except)
-	m.ev.stored(ctx, "DeleteOwner", t, err)
+	var n int
+	err := m.call(ctx, "DeleteOwner", func(ctx context.Context) (err error) {
+		n, err = owners.DeleteOwner(ctx, owner, except)
+		return err
+	})
 	if err == nil && m.ev.Revoked != nil {
 		m.ev.Revoked(ctx, owner, n)
 	}

@@ -597,11 +597,11 @@ func (s *Session) load() error {
 		return nil
 	}
 	key := s.m.ids.storeKey(id)
-	ctx, cancel := s.m.bound(s.ctx)
-	t := start(s.m.ev.StoreCall != nil)
-	rec, err := loadRecord(ctx, s.store, key)
-	cancel()
-	s.m.ev.stored(s.ctx, "Load", t, err)
+	var rec *Record
+	err := s.m.call(s.ctx, "Load", func(ctx context.Context) (err error) {
+		rec, err = loadRecord(ctx, s.store, key)
+		return err
+	})
 	switch {
 	case err == nil:
 		now := s.m.now()
@@ -727,5 +727,5 @@ func (s *Session) Destroy() {
 	if s.key != "" {
 		s.ended = s.key
 	}
-	s.id, s.key, s.base, s.ch, s.regen, s.life = "", "", nil, Change{}, false, nil
+	s.forget()
 }
