@@ -78,8 +78,9 @@ func (m *Manager) expiry(rec *Record, now time.Time) (time.Time, bool) {
 }
 
 // plan decides what the commit does, and reports whether it does anything.
-// Most read-only requests plan nothing and cost no store call and no
-// clock. The caller holds s.mu.
+// A read-only request costs no store call, unless its session's expiry is
+// due for a refresh (which takes a read of the clock to know). The caller
+// holds s.mu.
 func (s *Session) plan() (commitPlan, bool) {
 	p := commitPlan{destroy: s.ended}
 	dirty := s.dirty()
