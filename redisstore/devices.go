@@ -142,7 +142,7 @@ func (s *Store) DeleteDevice(ctx context.Context, owner, handle string) (bool, e
 	for i, z := range entries {
 		keys[i], _ = z.Member.(string)
 	}
-	n, err := s.deleteEach(ctx, owner, keys, deleteDeviceScript, owner, handle, micros(now))
+	n, err := s.deleteEach(ctx, owner, keys, deleteOwnedScript, owner, micros(now), handle)
 	if err != nil {
 		return n > 0, callErr(ctx, "delete device", err)
 	}

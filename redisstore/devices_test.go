@@ -342,6 +342,14 @@ func TestDevicesMany(t *testing.T) {
 			if other, err := s.Devices(ctx, other, 10000); err != nil || len(other) != (n+41)/50 {
 				t.Errorf("Devices of the other owner: %d, %v; want %d", len(other), err, (n+41)/50)
 			}
+			// DeleteOwner passes over the key that is not a hash, as
+			// Devices does, and ends every live session of the owner.
+			if ended, err := s.DeleteOwner(ctx, owner, ""); err != nil || ended != len(want) {
+				t.Errorf("DeleteOwner = %d, %v; want %d", ended, err, len(want))
+			}
+			if left, err := s.Devices(ctx, owner, 10000); err != nil || len(left) != 0 {
+				t.Errorf("Devices after DeleteOwner: %d, %v; want none", len(left), err)
+			}
 		})
 	}
 }

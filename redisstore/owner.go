@@ -72,7 +72,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, 
 	if len(targets) == 0 {
 		return 0, nil
 	}
-	n, err := s.deleteEach(ctx, owner, targets, deleteOwnedScript, owner, now)
+	n, err := s.deleteEach(ctx, owner, targets, deleteOwnedScript, owner, now, "")
 	if err != nil {
 		return n, callErr(ctx, "delete owner", err)
 	}

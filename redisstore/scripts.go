@@ -419,10 +419,13 @@ return 1
 `)
 
 // deleteOwnedScript deletes a live record (KEYS[1]) if its owner is ARGV[1]
-// and answers 1, else 0. ARGV[2] is now (µs).
+// and, unless ARGV[3] is empty, its handle is ARGV[3], and answers 1, else
+// 0. ARGV[2] is now (µs). A key that is not a hash is no session of this
+// store: DeleteOwner and DeleteDevice pass over it.
 var deleteOwnedScript = redis.NewScript(`
-local m = redis.call('HMGET', KEYS[1], 'owner', 'expires')
-if m[1] == ARGV[1] and m[2] and tonumber(m[2]) > tonumber(ARGV[2]) then
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+local m = redis.call('HMGET', KEYS[1], 'owner', 'expires', 'handle')
+if m[1] == ARGV[1] and m[2] and tonumber(m[2]) > tonumber(ARGV[2]) and (ARGV[3] == '' or m[3] == ARGV[3]) then
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -445,19 +448,6 @@ return 0
 // ARGV[1], answering 1, else 0.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`)
-
-// deleteDeviceScript deletes a live record (KEYS[1]) if its owner is
-// ARGV[1] and its handle ARGV[2], and answers 1, else 0. ARGV[3] is now
-// (µs). A key that is not a hash is no session of this store.
-var deleteDeviceScript = redis.NewScript(`
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-local m = redis.call('HMGET', KEYS[1], 'owner', 'handle', 'expires')
-if m[1] == ARGV[1] and m[2] == ARGV[2] and m[3] and tonumber(m[3]) > tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
   return 1
 end
