@@ -210,15 +210,14 @@ func TestCombinerBatchCapAndDeadline(t *testing.T) {
 	}
 	update(t.Context(), 1)
 	first := sqltest.Receive(t, "the first batch", batches)
+	// The first to queue has a deadline; the others arrive in any order.
 	later := time.Now().Add(time.Hour)
-	for ch := 2; ch <= maxBatch+40; ch++ {
-		ctx := t.Context()
-		if ch == 30 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, later)
-			defer cancel()
-		}
-		update(ctx, ch)
+	ctx, cancel := context.WithDeadline(t.Context(), later)
+	defer cancel()
+	update(ctx, 2)
+	waitQueued(t, &c, "k", 1)
+	for ch := 3; ch <= maxBatch+40; ch++ {
+		update(t.Context(), ch)
 	}
 	waitQueued(t, &c, "k", maxBatch+39)
 	close(first.release)
