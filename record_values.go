@@ -167,17 +167,17 @@ func (sz *valueSizes) put(m map[string]json.RawMessage, k string, v json.RawMess
 	sz.add(k, v)
 }
 
-// putTree returns t with k set to v (v null: deleted), keeping sz up to
-// date.
-func (sz *valueSizes) putTree(t *pmap.Map[json.RawMessage], k string, v json.RawMessage) *pmap.Map[json.RawMessage] {
+// putTree sets k to v in t (v null: deletes k), keeping sz up to date.
+func (sz *valueSizes) putTree(t *pmap.Editor[json.RawMessage], k string, v json.RawMessage) {
 	if old, had := t.Get(k); had {
 		sz.drop(k, old)
 	}
 	if isNull(v) {
-		return t.Delete(k)
+		t.Delete(k)
+		return
 	}
 	sz.add(k, v)
-	return t.Set(k, v)
+	t.Set(k, v)
 }
 
 func (sz *valueSizes) add(k string, v json.RawMessage) {
@@ -275,20 +275,23 @@ func (c *Change) applyMap(next *Record, sz *valueSizes) error {
 // applyTree applies c's values and counters to next.tree, which holds no
 // null, giving next a tree of its own.
 func (c *Change) applyTree(next *Record, sz *valueSizes) error {
-	t := next.tree
 	var known bool
 	*sz, known = next.knownSizes()
+	var t pmap.Editor[json.RawMessage] // the empty map, for Clear
 	switch {
 	case c.Clear:
-		t, *sz = nil, valueSizes{valid: known && sz.valid}
+		*sz = valueSizes{valid: known && sz.valid}
 	case !known:
 		*sz = valueSizes{}
-		for k, v := range t.All() {
+		for k, v := range next.tree.All() {
 			sz.add(k, v)
 		}
+		fallthrough
+	default:
+		t = next.tree.Edit()
 	}
 	for k, v := range c.Values {
-		t = sz.putTree(t, k, v)
+		sz.putTree(&t, k, v)
 	}
 	for k, d := range c.Add {
 		old, _ := t.Get(k)
@@ -296,10 +299,10 @@ func (c *Change) applyTree(next *Record, sz *valueSizes) error {
 		if err != nil {
 			return fmt.Errorf("session: add to %q: %w", k, err)
 		}
-		t = sz.putTree(t, k, sum)
+		sz.putTree(&t, k, sum)
 	}
-	next.tree, next.Values = t, nil
-	sz.of, sz.tree, sz.n = nil, t, t.Len()
+	next.tree, next.Values = t.Done(), nil
+	sz.of, sz.tree, sz.n = nil, next.tree, next.tree.Len()
 	return nil
 }
 

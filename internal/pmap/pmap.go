@@ -1,7 +1,8 @@
 // Package pmap is an immutable map from strings to values, sorted by key,
 // whose updates share almost all of their structure with the map they
 // came from: a change copies one chunk of at most maxChunk entries and the
-// list of chunks, not the whole map. The memory store keeps a session's
+// list of chunks, not the whole map, and a batch of changes made through
+// an Editor copies the list once and each chunk it touches once. The memory store keeps a session's
 // values in one, so that a request that changes one key of a session of
 // hundreds neither copies nor leaves behind hundreds of entries, while
 // every record it ever handed out stays as it was.
@@ -59,14 +60,14 @@ func (m *Map[V]) Len() int {
 	return m.n
 }
 
-// find returns the index of the chunk that holds k or would: the last
-// chunk whose first key is not after k, or 0.
-func (m *Map[V]) find(k string) int {
-	i, _ := slices.BinarySearchFunc(m.chunks, k, func(c *chunk[V], k string) int {
+// find returns the index of the chunk of chunks that holds k or would:
+// the last chunk whose first key is not after k, or 0.
+func find[V any](chunks []*chunk[V], k string) int {
+	i, _ := slices.BinarySearchFunc(chunks, k, func(c *chunk[V], k string) int {
 		return strings.Compare(c.keys[0], k)
 	})
 	// i is the first chunk whose first key is >= k.
-	if i < len(m.chunks) && m.chunks[i].keys[0] == k {
+	if i < len(chunks) && chunks[i].keys[0] == k {
 		return i
 	}
 	return max(i-1, 0)
@@ -78,7 +79,7 @@ func (m *Map[V]) Get(k string) (V, bool) {
 	if m.Len() == 0 {
 		return zero, false
 	}
-	c := m.chunks[m.find(k)]
+	c := m.chunks[find(m.chunks, k)]
 	if j, ok := slices.BinarySearch(c.keys, k); ok {
 		return c.vals[j], true
 	}
@@ -87,80 +88,248 @@ func (m *Map[V]) Get(k string) (V, bool) {
 
 // Set returns a map with k set to v.
 func (m *Map[V]) Set(k string, v V) *Map[V] {
-	if m.Len() == 0 {
-		return &Map[V]{chunks: []*chunk[V]{{keys: []string{k}, vals: []V{v}}}, n: 1}
-	}
-	ci := m.find(k)
-	c := m.chunks[ci]
-	j, found := slices.BinarySearch(c.keys, k)
-	out := &Map[V]{n: m.n}
-	if found {
-		nc := &chunk[V]{keys: c.keys, vals: slices.Clone(c.vals)} // keys unchanged: shared
-		nc.vals[j] = v
-		out.chunks = replace(m.chunks, ci, nc)
-		return out
-	}
-	out.n++
-	keys, vals := inserted(c.keys, j, k), inserted(c.vals, j, v)
-	if len(keys) <= maxChunk {
-		out.chunks = replace(m.chunks, ci, &chunk[V]{keys: keys, vals: vals})
-		return out
-	}
-	h := len(keys) / 2
-	lo := &chunk[V]{keys: keys[:h:h], vals: vals[:h:h]}
-	hi := &chunk[V]{keys: keys[h:], vals: vals[h:]}
-	out.chunks = make([]*chunk[V], 0, len(m.chunks)+1)
-	out.chunks = append(append(append(out.chunks, m.chunks[:ci]...), lo, hi), m.chunks[ci+1:]...)
-	return out
+	e := m.Edit()
+	e.Set(k, v)
+	return e.Done()
 }
 
 // Delete returns a map without k: m itself when k is absent.
 func (m *Map[V]) Delete(k string) *Map[V] {
-	if m.Len() == 0 {
-		return m
+	e := m.Edit()
+	e.Delete(k)
+	return e.Done()
+}
+
+// Editor makes a batch of changes to a Map and returns them as a new Map,
+// leaving the one it started from as it was. However many changes it
+// makes, it copies the chunk list once and each chunk it touches once:
+// the chunks it made itself it changes in place, since no Map holds them
+// yet. Its zero value edits the empty map.
+type Editor[V any] struct {
+	base   *Map[V]
+	chunks []*chunk[V] // the new list; nil until the first change
+	n      int
+	// own lists the chunks this editor made, which it may change: the
+	// first ones in an array, so that an Editor on the stack stays there.
+	own  [4]owned[V]
+	nown int
+	more []owned[V]
+	done bool
+}
+
+// owned is a chunk the editor made; keys tells whether its keys are its
+// own too (a chunk whose values alone changed shares its keys with the
+// chunk it was copied from).
+type owned[V any] struct {
+	c    *chunk[V]
+	keys bool
+}
+
+// owner returns the entry of own that lists c, or nil.
+func (e *Editor[V]) owner(c *chunk[V]) *owned[V] {
+	for i := range e.nown {
+		if e.own[i].c == c {
+			return &e.own[i]
+		}
 	}
-	ci := m.find(k)
-	c := m.chunks[ci]
-	j, found := slices.BinarySearch(c.keys, k)
+	for i := range e.more {
+		if e.more[i].c == c {
+			return &e.more[i]
+		}
+	}
+	return nil
+}
+
+// adopt lists c as the editor's.
+func (e *Editor[V]) adopt(c *chunk[V], keys bool) {
+	if e.nown < len(e.own) {
+		e.own[e.nown] = owned[V]{c, keys}
+		e.nown++
+		return
+	}
+	e.more = append(e.more, owned[V]{c, keys})
+}
+
+// Edit returns an Editor that starts from m.
+func (m *Map[V]) Edit() Editor[V] {
+	return Editor[V]{base: m, n: m.Len()}
+}
+
+// list returns the chunks as they stand now.
+func (e *Editor[V]) list() []*chunk[V] {
+	if e.chunks == nil && e.base != nil {
+		return e.base.chunks
+	}
+	return e.chunks
+}
+
+// Get returns k's value as the edit stands, and whether k is present.
+func (e *Editor[V]) Get(k string) (V, bool) {
+	var zero V
+	chunks := e.list()
+	if len(chunks) == 0 {
+		return zero, false
+	}
+	c := chunks[find(chunks, k)]
+	if j, ok := slices.BinarySearch(c.keys, k); ok {
+		return c.vals[j], true
+	}
+	return zero, false
+}
+
+// Len returns the number of entries as the edit stands.
+func (e *Editor[V]) Len() int { return e.n }
+
+// Set sets k to v.
+func (e *Editor[V]) Set(k string, v V) {
+	e.mutable()
+	if len(e.chunks) == 0 {
+		c := newChunk[V](1)
+		c.keys[0], c.vals[0] = k, v
+		e.chunks = append(e.chunks, c)
+		e.adopt(c, true)
+		e.n = 1
+		return
+	}
+	ci := find(e.chunks, k)
+	j, found := slices.BinarySearch(e.chunks[ci].keys, k)
+	if found {
+		e.chunks[ci] = e.ownVals(ci)
+		e.chunks[ci].vals[j] = v
+		return
+	}
+	e.n++
+	c := e.ownKeys(ci)
+	if len(c.keys) < maxChunk {
+		c.keys = slices.Insert(c.keys, j, k)
+		c.vals = slices.Insert(c.vals, j, v)
+		return
+	}
+	// Full: split in two halves, the new entry in its half.
+	h := maxChunk / 2
+	hi := newChunk[V](maxChunk - h)
+	copy(hi.keys, c.keys[h:])
+	copy(hi.vals, c.vals[h:])
+	clear(c.keys[h:])
+	clear(c.vals[h:])
+	c.keys, c.vals = c.keys[:h], c.vals[:h]
+	if j <= h {
+		c.keys = slices.Insert(c.keys, j, k)
+		c.vals = slices.Insert(c.vals, j, v)
+	} else {
+		hi.keys = slices.Insert(hi.keys, j-h, k)
+		hi.vals = slices.Insert(hi.vals, j-h, v)
+	}
+	e.adopt(hi, true)
+	e.chunks = slices.Insert(e.chunks, ci+1, hi)
+}
+
+// Delete removes k, if present.
+func (e *Editor[V]) Delete(k string) {
+	chunks := e.list()
+	if len(chunks) == 0 {
+		return
+	}
+	ci := find(chunks, k)
+	j, found := slices.BinarySearch(chunks[ci].keys, k)
 	if !found {
-		return m
+		return
 	}
-	if m.n == 1 {
+	e.mutable()
+	e.n--
+	if len(e.chunks[ci].keys) == 1 {
+		e.chunks = slices.Delete(e.chunks, ci, ci+1)
+		return
+	}
+	c := e.ownKeys(ci)
+	c.keys = slices.Delete(c.keys, j, j+1)
+	c.vals = slices.Delete(c.vals, j, j+1)
+}
+
+// Done returns the edited map: the one the editor started from when
+// nothing changed, nil when it is empty. The editor must not be used
+// afterwards.
+func (e *Editor[V]) Done() *Map[V] {
+	e.done = true
+	switch {
+	case e.chunks == nil:
+		return e.base
+	case e.n == 0:
 		return nil
 	}
-	out := &Map[V]{n: m.n - 1}
-	if len(c.keys) == 1 {
-		out.chunks = slices.Delete(slices.Clone(m.chunks), ci, ci+1)
-		return out
+	return &Map[V]{chunks: e.chunks, n: e.n}
+}
+
+// mutable gives the editor a chunk list of its own.
+func (e *Editor[V]) mutable() {
+	if e.done {
+		panic("pmap: Editor used after Done")
 	}
-	nc := &chunk[V]{keys: removed(c.keys, j), vals: removed(c.vals, j)}
-	out.chunks = replace(m.chunks, ci, nc)
-	return out
+	if e.chunks == nil {
+		var from []*chunk[V]
+		if e.base != nil {
+			from = e.base.chunks
+		}
+		e.chunks = make([]*chunk[V], len(from), len(from)+1)
+		copy(e.chunks, from)
+	}
 }
 
-// inserted returns a copy of s with v inserted at i, in one allocation of
-// exactly the room it needs.
-func inserted[T any](s []T, i int, v T) []T {
-	out := make([]T, len(s)+1)
-	copy(out, s[:i])
-	out[i] = v
-	copy(out[i+1:], s[i:])
-	return out
+// ownVals returns chunk ci with values the editor may change, copying it
+// unless the editor made it.
+func (e *Editor[V]) ownVals(ci int) *chunk[V] {
+	c := e.chunks[ci]
+	if e.owner(c) != nil {
+		return c
+	}
+	nc := &chunkVals[V]{}
+	nc.c.keys = c.keys
+	nc.c.vals = nc.vals[:len(c.vals):len(c.vals)]
+	copy(nc.c.vals, c.vals)
+	e.adopt(&nc.c, false)
+	e.chunks[ci] = &nc.c
+	return &nc.c
 }
 
-// removed returns a copy of s without s[i].
-func removed[T any](s []T, i int) []T {
-	out := make([]T, len(s)-1)
-	copy(out, s[:i])
-	copy(out[i:], s[i+1:])
-	return out
+// ownKeys returns chunk ci with keys and values the editor may change and
+// room for maxChunk entries, copying it unless the editor made it so.
+func (e *Editor[V]) ownKeys(ci int) *chunk[V] {
+	c := e.chunks[ci]
+	o := e.owner(c)
+	if o != nil && o.keys {
+		return c
+	}
+	nc := newChunk[V](len(c.keys))
+	copy(nc.keys, c.keys)
+	copy(nc.vals, c.vals)
+	if o != nil {
+		*o = owned[V]{nc, true}
+	} else {
+		e.adopt(nc, true)
+	}
+	e.chunks[ci] = nc
+	return nc
 }
 
-// replace returns a copy of chunks with chunks[i] replaced by c.
-func replace[V any](chunks []*chunk[V], i int, c *chunk[V]) []*chunk[V] {
-	out := slices.Clone(chunks)
-	out[i] = c
-	return out
+// chunkFull and chunkVals are a chunk and the arrays it uses, in one
+// allocation: a chunk the editor made, with room for maxChunk entries,
+// and one whose values alone it copied (its keys are shared).
+type chunkFull[V any] struct {
+	c    chunk[V]
+	keys [maxChunk]string
+	vals [maxChunk]V
+}
+
+type chunkVals[V any] struct {
+	c    chunk[V]
+	vals [maxChunk]V
+}
+
+// newChunk returns a chunk of n zero entries with room for maxChunk.
+func newChunk[V any](n int) *chunk[V] {
+	b := &chunkFull[V]{}
+	b.c.keys, b.c.vals = b.keys[:n], b.vals[:n]
+	return &b.c
 }
 
 // All yields the entries in key order.

@@ -143,3 +143,108 @@ func TestFromSorted(t *testing.T) {
 		t.Fatal("FromSorted of nothing is not the empty map")
 	}
 }
+
+// TestEditorBatches: batches of up to 40 sets and deletes made through one
+// Editor, each read back through the Editor as it goes and checked with
+// the result against a Go map; every earlier version, and the slices a
+// FromSorted map was built from, still hold what they held.
+func TestEditorBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	keys := make([]string, 200)
+	vals := make([]int, 200)
+	for i := range keys {
+		keys[i], vals[i] = fmt.Sprintf("k%03d", i*2), i
+	}
+	srcKeys, srcVals := slices.Clone(keys), slices.Clone(vals)
+	m := FromSorted(keys, vals)
+	want := map[string]int{}
+	for i, k := range keys {
+		want[k] = vals[i]
+	}
+	type version struct {
+		m    *Map[int]
+		want map[string]int
+	}
+	versions := []version{{m, maps.Clone(want)}}
+	for batch := range 600 {
+		e := m.Edit()
+		for range 1 + rng.IntN(40) {
+			k := fmt.Sprintf("k%03d", rng.IntN(450))
+			if rng.IntN(3) == 0 {
+				e.Delete(k)
+				delete(want, k)
+			} else {
+				v := rng.Int()
+				e.Set(k, v)
+				want[k] = v
+			}
+			wantV, wantOK := want[k]
+			if got, ok := e.Get(k); ok != wantOK || got != wantV {
+				t.Fatalf("batch %d: Get(%q) during the edit = %d, %v; want %d, %v", batch, k, got, ok, wantV, wantOK)
+			}
+			if e.Len() != len(want) {
+				t.Fatalf("batch %d: Len during the edit %d, want %d", batch, e.Len(), len(want))
+			}
+		}
+		m = e.Done()
+		check(t, batch, m, want)
+		if batch%50 == 0 {
+			versions = append(versions, version{m, maps.Clone(want)})
+		}
+	}
+	for i, v := range versions {
+		check(t, i, v.m, v.want)
+	}
+	if !slices.Equal(keys, srcKeys) || !slices.Equal(vals, srcVals) {
+		t.Fatal("an edit wrote into the slices a FromSorted map was built from")
+	}
+}
+
+// TestEditorNoChange: an edit that changes nothing returns the map it
+// started from; one that deletes every key returns the empty map; an
+// Editor used after Done panics instead of changing a published map.
+func TestEditorNoChange(t *testing.T) {
+	m := Of(map[string]int{"a": 1, "b": 2})
+	e := m.Edit()
+	e.Delete("zz")
+	if got := e.Done(); got != m {
+		t.Fatal("an edit that changed nothing made a new map")
+	}
+	e = m.Edit()
+	e.Delete("a")
+	e.Delete("b")
+	if got := e.Done(); got != nil {
+		t.Fatalf("deleting every key left %d", got.Len())
+	}
+	var zero Editor[int]
+	zero.Set("x", 1)
+	check(t, 0, zero.Done(), map[string]int{"x": 1})
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Set after Done did not panic")
+		}
+	}()
+	zero.Set("y", 2)
+}
+
+// TestEditorCopiesOnce: a batch that sets two keys in different chunks
+// of a map of 10,000 copies the chunk list once and each chunk once: four
+// allocations with the new Map, however many changes the batch holds.
+func TestEditorCopiesOnce(t *testing.T) {
+	src := map[string]int{}
+	for i := range 10_000 {
+		src["key"+strconv.Itoa(i)] = i
+	}
+	m := Of(src)
+	allocs := testing.AllocsPerRun(100, func() {
+		e := m.Edit()
+		for i := range 8 {
+			e.Set("key1000", i)
+			e.Set("key9000", i)
+		}
+		_ = e.Done()
+	})
+	if allocs > 4 {
+		t.Errorf("a batch of 16 sets of two keys allocates %v times, want at most 4", allocs)
+	}
+}
