@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -19,18 +20,23 @@ import (
 )
 
 // The targets of BenchmarkHotSession, in the order they run. bare is the
-// same routes with no session middleware: the floor for the memory
-// targets.
+// same routes with no session middleware, which the client sends no
+// cookie: the floor for the memory targets. bare-cookie is bare sent the
+// same requests as the session targets, a session cookie included, and
+// answering with the one header that security requirement R14 asks of
+// every response that reads a session (Vary: Cookie), with no session
+// behind them: the floor of any session middleware that meets R14.
 const (
 	hotOursMemory = "ours-memory"
 	hotOursMySQL  = "ours-mysql"
 	hotSCSMemory  = "scs-memstore"
 	hotSCSMySQL   = "scs-mysql"
 	hotBare       = "bare"
+	hotBareCookie = "bare-cookie"
 )
 
 func hotTargets() []string {
-	return []string{hotOursMemory, hotOursMySQL, hotSCSMemory, hotSCSMySQL, hotBare}
+	return []string{hotOursMemory, hotOursMySQL, hotSCSMemory, hotSCSMySQL, hotBare, hotBareCookie}
 }
 
 // hotConns are the numbers of concurrent keep-alive connections, each
@@ -61,7 +67,9 @@ const (
 type hotApp struct {
 	name string
 	h    http.Handler
-	// session is false for bare, which sets no cookie and keeps nothing.
+	// cookie is false for bare, which sets no cookie.
+	cookie bool
+	// session is false for bare and bare-cookie, which keep nothing.
 	session bool
 	// ours marks our middleware, whose results TestHotSessionKept asserts.
 	ours bool
@@ -99,7 +107,7 @@ func newHotApp(tb testing.TB, name string) hotApp {
 			s := session.FromContext(r.Context())
 			fmt.Fprintf(w, "%d %d", s.GetInt64("count"), hotKeys(s.Keys()))
 		})
-		return hotApp{name: name, h: m.Handler(mux), session: true, ours: true, mysql: name == hotOursMySQL}
+		return hotApp{name: name, h: m.Handler(mux), cookie: true, session: true, ours: true, mysql: name == hotOursMySQL}
 	case hotSCSMemory, hotSCSMySQL:
 		sm := newSCS()
 		if name == hotSCSMySQL {
@@ -117,13 +125,22 @@ func newHotApp(tb testing.TB, name string) hotApp {
 		mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%d %d", sm.GetInt(r.Context(), "count"), hotKeys(sm.Keys(r.Context())))
 		})
-		return hotApp{name: name, h: sm.LoadAndSave(mux), session: true, mysql: name == hotSCSMySQL}
+		return hotApp{name: name, h: sm.LoadAndSave(mux), cookie: true, session: true, mysql: name == hotSCSMySQL}
 	case hotBare:
 		mux.HandleFunc("POST /start", func(http.ResponseWriter, *http.Request) {})
 		mux.HandleFunc("POST /w/{i}", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write(okBody)
 		})
 		return hotApp{name: name, h: mux}
+	case hotBareCookie:
+		mux.HandleFunc("POST /start", func(w http.ResponseWriter, _ *http.Request) {
+			http.SetCookie(w, &http.Cookie{Name: "SESSION_ID", Value: rand.Text() + "abcdefghijklmnopq", Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		})
+		mux.HandleFunc("POST /w/{i}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Add("Vary", "Cookie")
+			_, _ = w.Write(okBody)
+		})
+		return hotApp{name: name, h: mux, cookie: true}
 	}
 	tb.Fatalf("unknown target %q", name)
 	return hotApp{}
@@ -268,7 +285,7 @@ func (rg *hotRig) do(ctx context.Context, method, url, cookie string, discard bo
 // brings each back: the cookie the server set. bare has none.
 func (rg *hotRig) newSessions(tb testing.TB, n int) []string {
 	tb.Helper()
-	if !rg.app.session {
+	if !rg.app.cookie {
 		return nil
 	}
 	cookies := make([]string, (n+hotBatch-1)/hotBatch)
@@ -455,7 +472,9 @@ func BenchmarkHotSession(b *testing.B) {
 					if res.failed > 0 {
 						b.Logf("%d of %d requests failed, the first with: %v", res.failed, res.n, res.firstErr)
 					}
-					rg.tally(b, cookies, &res)
+					if app.session {
+						rg.tally(b, cookies, &res)
+					}
 					res.report(b, app.session)
 				})
 				rg.close()
@@ -473,7 +492,7 @@ func BenchmarkHotSession(b *testing.B) {
 // they fail.
 func TestHotSessionKept(t *testing.T) {
 	for _, name := range hotTargets() {
-		if name == hotBare {
+		if name == hotBare || name == hotBareCookie {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
