@@ -386,6 +386,9 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 		return cookieEffect{expire: s.cookieID != ""}, nil
 	}
 	s.base = rec
+	if _, mem := s.store.(*MemoryStore); mem {
+		s.m.recycle(&s.ch)
+	}
 	s.clean()
 	return s.refreshed(p), nil
 }

@@ -11,9 +11,11 @@ package session_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -490,4 +492,69 @@ func TestLockLost(t *testing.T) {
 	if l, u := st.locks.Load(), st.unlocks.Load(); l != u {
 		t.Fatalf("%d locks, %d unlocks", l, u)
 	}
+}
+
+// TestRecycledChangeMapsKeepSessionsApart: the memory store hands the maps
+// of a change it applied to later requests. 16 clients, each with its own
+// session, 40 requests each, all at once: every request sets a key of its
+// own, adds to a counter and, every fifth time, deletes the key before, so
+// that a map that still held an earlier request's entries, or one shared
+// by two requests at once, would put a key or a count in the wrong
+// session. Each session must end with exactly its own keys and count.
+func TestRecycledChangeMapsKeepSessionsApart(t *testing.T) {
+	srv := newServer(t, session.Options{}, routes{
+		"POST /w/{c}/{i}": func(w http.ResponseWriter, r *http.Request) {
+			s := session.FromContext(r.Context())
+			c, i := r.PathValue("c"), r.PathValue("i")
+			n, _ := strconv.Atoi(i)
+			if _, err := s.Add("count-"+c, 1); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			s.Set("k"+c+"-"+i, n)
+			if n%5 == 0 && n > 0 {
+				s.Delete("k" + c + "-" + strconv.Itoa(n-1))
+			}
+		},
+		"GET /start": setRoute("start", 1),
+		"GET /show":  showRoute,
+	})
+	const clients, requests = 16, 40
+	cookies := make([]string, clients)
+	for c := range cookies {
+		cookies[c] = cookieName + "=" + srv.issue("/start")
+	}
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range requests {
+				res, body := srv.do("POST", "/w/"+strconv.Itoa(c)+"/"+strconv.Itoa(i), nil, nil, cookies[c])
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("client %d request %d: %d %s", c, i, res.StatusCode, body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for c := range clients {
+		_, body := srv.send("/show", cookies[c])
+		var got map[string]int
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("client %d: %q: %v", c, body, err)
+		}
+		want := map[string]int{"start": 1, "count-" + strconv.Itoa(c): requests}
+		for i := range requests {
+			if i%5 == 4 && i < requests-1 {
+				continue // deleted by the request after it
+			}
+			want["k"+strconv.Itoa(c)+"-"+strconv.Itoa(i)] = i
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("client %d's session holds %v, want %v", c, got, want)
+		}
+	}
+	srv.noErr()
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,6 +141,9 @@ type Manager struct {
 	bearer   bool
 	lock     bool
 	lockWait time.Duration
+	// valueMaps and addMaps keep the maps of applied changes for reuse.
+	valueMaps mapPool[json.RawMessage]
+	addMaps   mapPool[int64]
 	// storeWait bounds each store call; 0 for a store that never waits.
 	storeWait  time.Duration
 	commitWait time.Duration

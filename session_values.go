@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/seed013449c2/session/internal/jsonobj"
@@ -160,7 +161,7 @@ func (s *Session) closedLocked(op string) error {
 // put records a change. The caller holds s.mu.
 func (s *Session) put(key string, raw json.RawMessage) {
 	if s.ch.Values == nil {
-		s.ch.Values = make(map[string]json.RawMessage, 4)
+		s.ch.Values = s.m.valuesMap()
 	}
 	s.ch.Values[key] = raw
 	delete(s.ch.Add, key)
@@ -202,7 +203,7 @@ func (s *Session) Add(key string, delta int64) (int64, error) {
 		total, _ = decodeInt(raw)
 	}
 	if s.ch.Add == nil {
-		s.ch.Add = make(map[string]int64, 2)
+		s.ch.Add = s.m.addsMap()
 	}
 	s.ch.Add[key] = total
 	return n, nil
@@ -302,4 +303,51 @@ func jsonDepth(raw []byte) int {
 		}
 	}
 	return deepest
+}
+
+// mapPool keeps the small maps of changes the memory store has applied,
+// for the next requests' changes: the memory store, which lets go of a
+// change when Update returns and keeps none of its maps, is the one store
+// whose every write would otherwise allocate them anew.
+type mapPool[V any] struct{ p sync.Pool }
+
+// recycledMapLen is the most entries a map may have held to be kept: one
+// that held more may have grown past the runtime's smallest table.
+const recycledMapLen = 8
+
+func (mp *mapPool[V]) get() map[string]V {
+	if m, ok := mp.p.Get().(map[string]V); ok {
+		return m
+	}
+	return make(map[string]V, recycledMapLen)
+}
+
+func (mp *mapPool[V]) put(m map[string]V) {
+	if m != nil && len(m) <= recycledMapLen {
+		clear(m)
+		mp.p.Put(m)
+	}
+}
+
+// valuesMap and addsMap return empty maps for a change, recycled ones when
+// the Manager has them.
+func (m *Manager) valuesMap() map[string]json.RawMessage {
+	if m == nil { // a Session a test built by hand
+		return make(map[string]json.RawMessage, recycledMapLen)
+	}
+	return m.valueMaps.get()
+}
+
+func (m *Manager) addsMap() map[string]int64 {
+	if m == nil {
+		return make(map[string]int64, recycledMapLen)
+	}
+	return m.addMaps.get()
+}
+
+// recycle gives ch's maps back, once the memory store has applied ch and
+// nothing else refers to them. The caller clears ch.
+func (m *Manager) recycle(ch *Change) {
+	m.valueMaps.put(ch.Values)
+	m.addMaps.put(ch.Add)
 }
