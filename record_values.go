@@ -169,15 +169,17 @@ func (sz *valueSizes) put(m map[string]json.RawMessage, k string, v json.RawMess
 
 // putTree sets k to v in t (v null: deletes k), keeping sz up to date.
 func (sz *valueSizes) putTree(t *pmap.Editor[json.RawMessage], k string, v json.RawMessage) {
-	if old, had := t.Get(k); had {
+	var old json.RawMessage
+	var had bool
+	if isNull(v) {
+		old, had = t.Remove(k)
+	} else {
+		old, had = t.Swap(k, v)
+		sz.add(k, v)
+	}
+	if had {
 		sz.drop(k, old)
 	}
-	if isNull(v) {
-		t.Delete(k)
-		return
-	}
-	sz.add(k, v)
-	t.Set(k, v)
 }
 
 func (sz *valueSizes) add(k string, v json.RawMessage) {

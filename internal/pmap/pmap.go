@@ -181,7 +181,10 @@ func (e *Editor[V]) Get(k string) (V, bool) {
 func (e *Editor[V]) Len() int { return e.n }
 
 // Set sets k to v.
-func (e *Editor[V]) Set(k string, v V) {
+func (e *Editor[V]) Set(k string, v V) { e.Swap(k, v) }
+
+// Swap sets k to v and returns the value k had, and whether it had one.
+func (e *Editor[V]) Swap(k string, v V) (old V, had bool) {
 	e.mutable()
 	if len(e.chunks) == 0 {
 		c := newChunk[V](1)
@@ -189,21 +192,21 @@ func (e *Editor[V]) Set(k string, v V) {
 		e.chunks = append(e.chunks, c)
 		e.adopt(c, true)
 		e.n = 1
-		return
+		return old, false
 	}
 	ci := find(e.chunks, k)
 	j, found := slices.BinarySearch(e.chunks[ci].keys, k)
 	if found {
-		e.chunks[ci] = e.ownVals(ci)
-		e.chunks[ci].vals[j] = v
-		return
+		c := e.ownVals(ci)
+		old, c.vals[j] = c.vals[j], v
+		return old, true
 	}
 	e.n++
 	c := e.ownKeys(ci)
 	if len(c.keys) < maxChunk {
 		c.keys = slices.Insert(c.keys, j, k)
 		c.vals = slices.Insert(c.vals, j, v)
-		return
+		return old, false
 	}
 	// Full: split in two halves, the new entry in its half.
 	h := maxChunk / 2
@@ -222,28 +225,34 @@ func (e *Editor[V]) Set(k string, v V) {
 	}
 	e.adopt(hi, true)
 	e.chunks = slices.Insert(e.chunks, ci+1, hi)
+	return old, false
 }
 
 // Delete removes k, if present.
-func (e *Editor[V]) Delete(k string) {
+func (e *Editor[V]) Delete(k string) { e.Remove(k) }
+
+// Remove removes k and returns the value it had, and whether it had one.
+func (e *Editor[V]) Remove(k string) (old V, had bool) {
 	chunks := e.list()
 	if len(chunks) == 0 {
-		return
+		return old, false
 	}
 	ci := find(chunks, k)
 	j, found := slices.BinarySearch(chunks[ci].keys, k)
 	if !found {
-		return
+		return old, false
 	}
+	old = chunks[ci].vals[j]
 	e.mutable()
 	e.n--
 	if len(e.chunks[ci].keys) == 1 {
 		e.chunks = slices.Delete(e.chunks, ci, ci+1)
-		return
+		return old, true
 	}
 	c := e.ownKeys(ci)
 	c.keys = slices.Delete(c.keys, j, j+1)
 	c.vals = slices.Delete(c.vals, j, j+1)
+	return old, true
 }
 
 // Done returns the edited map: the one the editor started from when

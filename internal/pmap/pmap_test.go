@@ -144,9 +144,9 @@ func TestFromSorted(t *testing.T) {
 	}
 }
 
-// TestEditorBatches: batches of up to 40 sets and deletes made through one
-// Editor, each read back through the Editor as it goes and checked with
-// the result against a Go map; every earlier version, and the slices a
+// TestEditorBatches: batches of up to 40 swaps and removes made through
+// one Editor, each giving the value it replaced and read back through the
+// Editor as it goes, checked with the result against a Go map; every earlier version, and the slices a
 // FromSorted map was built from, still hold what they held.
 func TestEditorBatches(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
@@ -170,13 +170,19 @@ func TestEditorBatches(t *testing.T) {
 		e := m.Edit()
 		for range 1 + rng.IntN(40) {
 			k := fmt.Sprintf("k%03d", rng.IntN(450))
+			before, had := want[k]
+			var old int
+			var was bool
 			if rng.IntN(3) == 0 {
-				e.Delete(k)
+				old, was = e.Remove(k)
 				delete(want, k)
 			} else {
 				v := rng.Int()
-				e.Set(k, v)
+				old, was = e.Swap(k, v)
 				want[k] = v
+			}
+			if old != before || was != had {
+				t.Fatalf("batch %d: %q had %d, %v; the edit said %d, %v", batch, k, before, had, old, was)
 			}
 			wantV, wantOK := want[k]
 			if got, ok := e.Get(k); ok != wantOK || got != wantV {
