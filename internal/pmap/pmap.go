@@ -21,6 +21,14 @@ const (
 	// maxChunk is the most entries a chunk holds; a chunk that would hold
 	// more splits in two halves.
 	maxChunk = 16
+	// minChunk is the fewest a chunk holds when the map has more than one:
+	// a removal that leaves fewer merges the chunk with a neighbour, or
+	// shares their entries out evenly, so that a map that shrank holds
+	// few, not many nearly empty, chunks.
+	minChunk = maxChunk / 4
+	// smallChunk is the room of the smaller of the two sizes a chunk the
+	// editor makes comes in.
+	smallChunk = maxChunk / 2
 )
 
 // Map is an immutable sorted map. A nil *Map is the empty map; every
@@ -104,7 +112,9 @@ func (m *Map[V]) Delete(k string) *Map[V] {
 // leaving the one it started from as it was. However many changes it
 // makes, it copies the chunk list once and each chunk it touches once:
 // the chunks it made itself it changes in place, since no Map holds them
-// yet. Its zero value edits the empty map.
+// yet. Its zero value edits the empty map. An Editor must not be copied
+// once it has made a change: the copy could change the chunks it made
+// after a Map holds them.
 type Editor[V any] struct {
 	base   *Map[V]
 	chunks []*chunk[V] // the new list; nil until the first change
@@ -187,7 +197,7 @@ func (e *Editor[V]) Set(k string, v V) { e.Swap(k, v) }
 func (e *Editor[V]) Swap(k string, v V) (old V, had bool) {
 	e.mutable()
 	if len(e.chunks) == 0 {
-		c := newChunk[V](1)
+		c := newChunk[V](1, 1)
 		c.keys[0], c.vals[0] = k, v
 		e.chunks = append(e.chunks, c)
 		e.adopt(c, true)
@@ -202,27 +212,32 @@ func (e *Editor[V]) Swap(k string, v V) (old V, had bool) {
 		return old, true
 	}
 	e.n++
-	c := e.ownKeys(ci)
-	if len(c.keys) < maxChunk {
+	if len(e.chunks[ci].keys) < maxChunk {
+		c := e.ownKeys(ci, 1)
 		c.keys = slices.Insert(c.keys, j, k)
 		c.vals = slices.Insert(c.vals, j, v)
 		return old, false
 	}
 	// Full: split in two halves, the new entry in its half.
-	h := maxChunk / 2
-	hi := newChunk[V](maxChunk - h)
+	c, h := e.chunks[ci], maxChunk/2
+	lo, hi := newChunk[V](h, h+1), newChunk[V](maxChunk-h, maxChunk-h+1)
+	if j > h {
+		lo = newChunk[V](h, h)
+	} else {
+		hi = newChunk[V](maxChunk-h, maxChunk-h)
+	}
+	copy(lo.keys, c.keys[:h])
+	copy(lo.vals, c.vals[:h])
 	copy(hi.keys, c.keys[h:])
 	copy(hi.vals, c.vals[h:])
-	clear(c.keys[h:])
-	clear(c.vals[h:])
-	c.keys, c.vals = c.keys[:h], c.vals[:h]
 	if j <= h {
-		c.keys = slices.Insert(c.keys, j, k)
-		c.vals = slices.Insert(c.vals, j, v)
+		lo.keys = slices.Insert(lo.keys, j, k)
+		lo.vals = slices.Insert(lo.vals, j, v)
 	} else {
 		hi.keys = slices.Insert(hi.keys, j-h, k)
 		hi.vals = slices.Insert(hi.vals, j-h, v)
 	}
+	e.replace(ci, lo)
 	e.adopt(hi, true)
 	e.chunks = slices.Insert(e.chunks, ci+1, hi)
 	return old, false
@@ -245,14 +260,64 @@ func (e *Editor[V]) Remove(k string) (old V, had bool) {
 	old = chunks[ci].vals[j]
 	e.mutable()
 	e.n--
-	if len(e.chunks[ci].keys) == 1 {
+	c := e.chunks[ci]
+	switch o := e.owner(c); {
+	case len(c.keys) == 1:
 		e.chunks = slices.Delete(e.chunks, ci, ci+1)
 		return old, true
+	case o != nil && o.keys:
+		c.keys = slices.Delete(c.keys, j, j+1)
+		c.vals = slices.Delete(c.vals, j, j+1)
+	default:
+		nc := newChunk[V](len(c.keys)-1, len(c.keys)-1)
+		copy(nc.keys, c.keys[:j])
+		copy(nc.keys[j:], c.keys[j+1:])
+		copy(nc.vals, c.vals[:j])
+		copy(nc.vals[j:], c.vals[j+1:])
+		e.replace(ci, nc)
+		c = nc
 	}
-	c := e.ownKeys(ci)
-	c.keys = slices.Delete(c.keys, j, j+1)
-	c.vals = slices.Delete(c.vals, j, j+1)
+	if len(c.keys) < minChunk && len(e.chunks) > 1 {
+		e.rebalance(ci)
+	}
 	return old, true
+}
+
+// rebalance merges chunk ci, which holds fewer than minChunk entries,
+// with a neighbour, or shares their entries out in two chunks of at least
+// smallChunk when they hold more than maxChunk together.
+func (e *Editor[V]) rebalance(ci int) {
+	a := ci
+	if a == len(e.chunks)-1 {
+		a--
+	}
+	x, y := e.chunks[a], e.chunks[a+1]
+	t := len(x.keys) + len(y.keys)
+	if t <= maxChunk {
+		m := newChunk[V](t, t)
+		fill(m, 0, x, y)
+		e.replace(a, m)
+		e.chunks = slices.Delete(e.chunks, a+1, a+2)
+		return
+	}
+	l := t / 2
+	lo, hi := newChunk[V](l, l), newChunk[V](t-l, t-l)
+	fill(lo, 0, x, y)
+	fill(hi, l, x, y)
+	e.replace(a, lo)
+	e.replace(a+1, hi)
+}
+
+// fill sets dst's entries to those of x followed by y, from the off-th
+// on.
+func fill[V any](dst *chunk[V], off int, x, y *chunk[V]) {
+	for i := range dst.keys {
+		src, j := x, off+i
+		if j >= len(x.keys) {
+			src, j = y, j-len(x.keys)
+		}
+		dst.keys[i], dst.vals[i] = src.keys[j], src.vals[j]
+	}
 }
 
 // Done returns the edited map: the one the editor started from when
@@ -291,42 +356,60 @@ func (e *Editor[V]) ownVals(ci int) *chunk[V] {
 	if e.owner(c) != nil {
 		return c
 	}
-	nc := &chunkVals[V]{}
-	nc.c.keys = c.keys
-	nc.c.vals = nc.vals[:len(c.vals):len(c.vals)]
-	copy(nc.c.vals, c.vals)
-	e.adopt(&nc.c, false)
-	e.chunks[ci] = &nc.c
-	return &nc.c
+	var nc *chunk[V]
+	n := len(c.vals)
+	if n <= smallChunk {
+		b := &chunkValsSmall[V]{}
+		b.c.vals, nc = b.vals[:n:n], &b.c
+	} else {
+		b := &chunkVals[V]{}
+		b.c.vals, nc = b.vals[:n:n], &b.c
+	}
+	nc.keys = c.keys
+	copy(nc.vals, c.vals)
+	e.adopt(nc, false)
+	e.chunks[ci] = nc
+	return nc
 }
 
 // ownKeys returns chunk ci with keys and values the editor may change and
-// room for maxChunk entries, copying it unless the editor made it so.
-func (e *Editor[V]) ownKeys(ci int) *chunk[V] {
+// room for extra more entries, copying it unless the editor made it so.
+func (e *Editor[V]) ownKeys(ci, extra int) *chunk[V] {
 	c := e.chunks[ci]
-	o := e.owner(c)
-	if o != nil && o.keys {
+	if o := e.owner(c); o != nil && o.keys && cap(c.keys)-len(c.keys) >= extra {
 		return c
 	}
-	nc := newChunk[V](len(c.keys))
+	nc := newChunk[V](len(c.keys), len(c.keys)+extra)
 	copy(nc.keys, c.keys)
 	copy(nc.vals, c.vals)
-	if o != nil {
+	e.replace(ci, nc)
+	return nc
+}
+
+// replace puts nc, a chunk the editor made, in place of chunk ci.
+func (e *Editor[V]) replace(ci int, nc *chunk[V]) {
+	if o := e.owner(e.chunks[ci]); o != nil {
 		*o = owned[V]{nc, true}
 	} else {
 		e.adopt(nc, true)
 	}
 	e.chunks[ci] = nc
-	return nc
 }
 
-// chunkFull and chunkVals are a chunk and the arrays it uses, in one
-// allocation: a chunk the editor made, with room for maxChunk entries,
-// and one whose values alone it copied (its keys are shared).
+// A chunk the editor makes comes with the arrays it uses in one
+// allocation, in one of two sizes: room for smallChunk entries or for
+// maxChunk. chunkVals and chunkValsSmall are chunks whose values alone the
+// editor copied: their keys are shared with the chunk they came from.
 type chunkFull[V any] struct {
 	c    chunk[V]
 	keys [maxChunk]string
 	vals [maxChunk]V
+}
+
+type chunkSmall[V any] struct {
+	c    chunk[V]
+	keys [smallChunk]string
+	vals [smallChunk]V
 }
 
 type chunkVals[V any] struct {
@@ -334,8 +417,19 @@ type chunkVals[V any] struct {
 	vals [maxChunk]V
 }
 
-// newChunk returns a chunk of n zero entries with room for maxChunk.
-func newChunk[V any](n int) *chunk[V] {
+type chunkValsSmall[V any] struct {
+	c    chunk[V]
+	vals [smallChunk]V
+}
+
+// newChunk returns a chunk of n zero entries with room for at least room
+// (at most maxChunk), in the smaller size that fits.
+func newChunk[V any](n, room int) *chunk[V] {
+	if room <= smallChunk {
+		b := &chunkSmall[V]{}
+		b.c.keys, b.c.vals = b.keys[:n], b.vals[:n]
+		return &b.c
+	}
 	b := &chunkFull[V]{}
 	b.c.keys, b.c.vals = b.keys[:n], b.vals[:n]
 	return &b.c

@@ -170,20 +170,7 @@ func TestEditorBatches(t *testing.T) {
 		e := m.Edit()
 		for range 1 + rng.IntN(40) {
 			k := fmt.Sprintf("k%03d", rng.IntN(450))
-			before, had := want[k]
-			var old int
-			var was bool
-			if rng.IntN(3) == 0 {
-				old, was = e.Remove(k)
-				delete(want, k)
-			} else {
-				v := rng.Int()
-				old, was = e.Swap(k, v)
-				want[k] = v
-			}
-			if old != before || was != had {
-				t.Fatalf("batch %d: %q had %d, %v; the edit said %d, %v", batch, k, before, had, old, was)
-			}
+			randomEdit(t, rng, &e, want, k, batch)
 			wantV, wantOK := want[k]
 			if got, ok := e.Get(k); ok != wantOK || got != wantV {
 				t.Fatalf("batch %d: Get(%q) during the edit = %d, %v; want %d, %v", batch, k, got, ok, wantV, wantOK)
@@ -203,6 +190,27 @@ func TestEditorBatches(t *testing.T) {
 	}
 	if !slices.Equal(keys, srcKeys) || !slices.Equal(vals, srcVals) {
 		t.Fatal("an edit wrote into the slices a FromSorted map was built from")
+	}
+}
+
+// randomEdit removes k from e and want, one time in three, else sets it
+// to a random value in both, and fails unless e gives back the value want
+// held.
+func randomEdit(t *testing.T, rng *rand.Rand, e *Editor[int], want map[string]int, k string, step int) {
+	t.Helper()
+	before, had := want[k]
+	var old int
+	var was bool
+	if rng.IntN(3) == 0 {
+		old, was = e.Remove(k)
+		delete(want, k)
+	} else {
+		v := rng.IntN(1 << 20)
+		old, was = e.Swap(k, v)
+		want[k] = v
+	}
+	if old != before || was != had {
+		t.Fatalf("step %d: %q had %d, %v; the edit said %d, %v", step, k, before, had, old, was)
 	}
 }
 
@@ -252,5 +260,42 @@ func TestEditorCopiesOnce(t *testing.T) {
 	})
 	if allocs > 4 {
 		t.Errorf("a batch of 16 sets of two keys allocates %v times, want at most 4", allocs)
+	}
+}
+
+// TestRemovalsMergeChunks: a map of 256 keys that loses seven of every
+// eight, one batch or one key at a time, ends with its 32 keys in chunks
+// of at least minChunk, not in 32 chunks of one.
+func TestRemovalsMergeChunks(t *testing.T) {
+	for _, batch := range []bool{true, false} {
+		var m *Map[int]
+		want := map[string]int{}
+		for i := range 256 {
+			k := fmt.Sprintf("k%03d", i)
+			m = m.Set(k, i)
+			want[k] = i
+		}
+		e := m.Edit()
+		for i := range 256 {
+			if i%8 == 0 {
+				continue
+			}
+			k := fmt.Sprintf("k%03d", i)
+			delete(want, k)
+			if batch {
+				e.Delete(k)
+			} else {
+				m = m.Delete(k)
+			}
+		}
+		if batch {
+			m = e.Done()
+		}
+		check(t, 0, m, want)
+		for _, c := range m.chunks {
+			if len(c.keys) < minChunk {
+				t.Fatalf("batch %v: a chunk of %d keys among %d chunks", batch, len(c.keys), len(m.chunks))
+			}
+		}
 	}
 }
