@@ -55,7 +55,7 @@ func (s *Session) dirty() bool {
 // clean forgets the pending changes once they are saved. The caller holds
 // s.mu.
 func (s *Session) clean() {
-	s.ch, s.regen, s.life = Change{}, false, nil
+	s.ch, s.entries, s.regen, s.life = Change{}, 0, false, nil
 }
 
 // forget leaves the session without a record: it ended here or elsewhere.
@@ -114,11 +114,16 @@ func (s *Session) plan() (commitPlan, bool) {
 
 // commit saves the request's changes: the first call as the response
 // starts, later ones once it has (late: no cookie can be set any more, and
-// a call with nothing changed since costs nothing). The caller does not
-// hold s.mu.
-func (s *Session) commit(h http.Header) (late bool, err error) {
+// a call with nothing changed since costs nothing). The last one (the
+// middleware's finish) also closes the session. The caller does not hold
+// s.mu.
+func (s *Session) commit(h http.Header, last bool) (late bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if last {
+		// Changes made from now on would never be saved: refuse them.
+		s.closed = true
+	}
 	late, s.started = s.started, true
 	if !late && s.via != carrierNone {
 		// The handler may have replaced the Vary set before it ran.
@@ -387,7 +392,7 @@ func (s *Session) update(ctx context.Context, p commitPlan) (cookieEffect, error
 	}
 	s.base = rec
 	if _, mem := s.store.(*MemoryStore); mem {
-		s.m.recycle(&s.ch)
+		s.recycle()
 	}
 	s.clean()
 	return s.refreshed(p), nil

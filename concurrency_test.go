@@ -558,3 +558,54 @@ func TestRecycledChangeMapsKeepSessionsApart(t *testing.T) {
 	}
 	srv.noErr()
 }
+
+// TestNoChangeSlipsPastTheLastCommit: a goroutine that keeps setting a
+// value after its handler returned is either refused (ErrSessionClosed)
+// or saved: the middleware's last commit closes the session under the
+// same hold of its lock, so no Set can succeed between that commit and
+// the end of the request and then be lost. 200 rounds, each checking that
+// the stored value is the goroutine's last accepted one.
+func TestNoChangeSlipsPastTheLastCommit(t *testing.T) {
+	accepted := make(chan int, 1)
+	srv := newServer(t, session.Options{}, routes{
+		"GET /start": setRoute("g", -1),
+		"GET /race": func(w http.ResponseWriter, r *http.Request) {
+			s := session.FromContext(r.Context())
+			running := make(chan struct{})
+			go func() {
+				last := -1
+				close(running)
+				for i := 0; ; i++ {
+					if err := s.Set("g", i); err != nil {
+						if !errors.Is(err, session.ErrSessionClosed) {
+							t.Errorf("Set after the handler: %v", err)
+						}
+						accepted <- last
+						return
+					}
+					last = i
+				}
+			}()
+			<-running
+		},
+		"GET /show": showRoute,
+	})
+	cookie := cookieName + "=" + srv.issue("/start")
+	want := -1
+	for round := range 200 {
+		if res, body := srv.send("/race", cookie); res.StatusCode != http.StatusOK {
+			t.Fatalf("round %d: %d %s", round, res.StatusCode, body)
+		}
+		if last := within(t, accepted, 5*time.Second, "the goroutine's refusal"); last >= 0 {
+			want = last
+		}
+		_, body := srv.send("/show", cookie)
+		var got struct{ G int }
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("round %d: %q: %v", round, body, err)
+		}
+		if got.G != want {
+			t.Fatalf("round %d: Set returned nil for %d, but the session holds %d: a change after the last commit was accepted and lost", round, want, got.G)
+		}
+	}
+}

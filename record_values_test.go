@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -80,5 +81,30 @@ func TestMySQLTreeChecksWhatChanged(t *testing.T) {
 	rec, err := s.updateTree(ctx, mockKey, &Change{Values: map[string]json.RawMessage{"theme": json.RawMessage(`"dark"`)}, Base: base})
 	if err != nil || !rec.checkedValues() || string(rec.value("theme")) != `"dark"` {
 		t.Fatalf("updateTree = %v, %v", rec, err)
+	}
+}
+
+// TestRecycleOnlySmallChanges: the maps of a change are given back for
+// reuse only when the request put at most recycledMapLen keys in them
+// (counting a key put twice twice): deleting keys does not shrink a Go
+// map, so a map that once held more could keep a large table alive in
+// the pool.
+func TestRecycleOnlySmallChanges(t *testing.T) {
+	m, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := &Session{m: m}
+	for i := range recycledMapLen + 1 {
+		s.put("k", json.RawMessage(strconv.Itoa(i))) // one key, put nine times
+	}
+	s.recycle()
+	if got := m.valueMaps.p.Get(); got != nil {
+		t.Fatalf("a map given %d entries went back to the pool", recycledMapLen+1)
+	}
+	s.clean()
+	if s.entries != 0 || s.ch.Values != nil {
+		t.Fatalf("clean left %d entries counted and %v", s.entries, s.ch.Values)
 	}
 }

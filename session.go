@@ -427,7 +427,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		defer s.release()
 		rw := &responseWriter{ResponseWriter: w, s: s}
 		next.ServeHTTP(rw, r)
-		rw.finish() // before the lock goes
+		rw.finish(false) // before the lock goes; the outer middleware's finish closes the session
 		return
 	}
 	x := &exchange{Context: r.Context()}
@@ -453,7 +453,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	defer s.close()
 	x.w = responseWriter{ResponseWriter: w, s: s}
 	next.ServeHTTP(&x.w, r.WithContext(x))
-	x.w.finish()
+	x.w.finish(true)
 }
 
 // close marks the session as past its last commit.
@@ -575,7 +575,11 @@ type Session struct {
 	base  *Record // the record as loaded or last saved; read-only
 	// ch holds this request's changes since the last commit; MaxSize and
 	// Expires are set when they go to the store.
-	ch      Change
+	ch Change
+	// entries counts the keys put in ch's maps since the last commit (a
+	// key put twice counts twice): maps never given more than
+	// recycledMapLen are small enough to reuse.
+	entries int
 	regen   bool   // Regenerate was called
 	ended   string // store key of a session destroyed in this request
 	started bool   // the response's headers are out

@@ -164,6 +164,7 @@ func (s *Session) put(key string, raw json.RawMessage) {
 		s.ch.Values = s.m.valuesMap()
 	}
 	s.ch.Values[key] = raw
+	s.entries++
 	delete(s.ch.Add, key)
 }
 
@@ -206,6 +207,7 @@ func (s *Session) Add(key string, delta int64) (int64, error) {
 		s.ch.Add = s.m.addsMap()
 	}
 	s.ch.Add[key] = total
+	s.entries++
 	return n, nil
 }
 
@@ -311,8 +313,9 @@ func jsonDepth(raw []byte) int {
 // whose every write would otherwise allocate them anew.
 type mapPool[V any] struct{ p sync.Pool }
 
-// recycledMapLen is the most entries a map may have held to be kept: one
-// that held more may have grown past the runtime's smallest table.
+// recycledMapLen is the most entries the maps of a change may have been
+// given to be kept: maps given more may have grown past the runtime's
+// smallest table, and deleting entries does not shrink it.
 const recycledMapLen = 8
 
 func (mp *mapPool[V]) get() map[string]V {
@@ -323,7 +326,7 @@ func (mp *mapPool[V]) get() map[string]V {
 }
 
 func (mp *mapPool[V]) put(m map[string]V) {
-	if m != nil && len(m) <= recycledMapLen {
+	if m != nil {
 		clear(m)
 		mp.p.Put(m)
 	}
@@ -345,9 +348,12 @@ func (m *Manager) addsMap() map[string]int64 {
 	return m.addMaps.get()
 }
 
-// recycle gives ch's maps back, once the memory store has applied ch and
-// nothing else refers to them. The caller clears ch.
-func (m *Manager) recycle(ch *Change) {
-	m.valueMaps.put(ch.Values)
-	m.addMaps.put(ch.Add)
+// recycle gives the maps of s's change back, once the memory store has
+// applied it and nothing else refers to them, unless they were given more
+// than recycledMapLen entries. The caller holds s.mu and cleans s.
+func (s *Session) recycle() {
+	if s.entries <= recycledMapLen {
+		s.m.valueMaps.put(s.ch.Values)
+		s.m.addMaps.put(s.ch.Add)
+	}
 }

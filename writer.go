@@ -17,7 +17,11 @@ type responseWriter struct {
 	s        *Session
 	started  bool
 	hijacked bool
-	err      error // the commit failure that replaced the response
+	// last marks the commit finish makes for the middleware that loaded
+	// the session: it closes the session under the same hold of its lock,
+	// so that no change can slip in after it unsaved.
+	last bool
+	err  error // the commit failure that replaced the response
 }
 
 // begin commits the session as the response starts and reports whether
@@ -28,7 +32,7 @@ func (w *responseWriter) begin() bool {
 	}
 	w.started = true
 	s := w.s
-	late, err := s.commit(w.Header())
+	late, err := s.commit(w.Header(), w.last)
 	if err == nil {
 		return true
 	}
@@ -49,17 +53,23 @@ func (w *responseWriter) begin() bool {
 }
 
 // finish runs when the handler returns: the commit if the handler never
-// wrote, or a late commit of changes made after the first byte.
-func (w *responseWriter) finish() {
+// wrote, or a late commit of changes made after the first byte. last is
+// set for the middleware that loaded the session (not for a Locked route
+// inside Handler, whose outer middleware finishes later).
+func (w *responseWriter) finish(last bool) {
+	w.last = last
 	if !w.started {
 		w.begin()
 		return
 	}
+	s := w.s
 	if w.err != nil {
+		if last {
+			s.close()
+		}
 		return
 	}
-	s := w.s
-	if _, err := s.commit(w.Header()); err != nil {
+	if _, err := s.commit(w.Header(), last); err != nil {
 		if !errors.Is(err, ErrResponseStarted) {
 			err = fmt.Errorf("%w: %w", ErrResponseStarted, err)
 		}
