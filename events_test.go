@@ -538,3 +538,54 @@ func TestEventsPartialAndCopied(t *testing.T) {
 		t.Errorf("Created called for %q, want once for %s", created, lid(v))
 	}
 }
+
+// TestExpiredOnceOnLockedRouteInsideHandler: a request whose cookie names
+// a session that ended, on a Locked route inside Handler, reports Expired
+// once (the outer load), takes no lock for the dead id (no LockWait
+// event) and gets a fresh session; a live session's request there still
+// waits for the lock and sees the state the holder left.
+func TestExpiredOnceOnLockedRouteInsideHandler(t *testing.T) {
+	rec := &recorder{}
+	var locked http.Handler
+	srv := newServer(t, session.Options{Events: rec.events()}, routes{
+		"/set":   setRoute("n", 1),
+		"/login": loginRoute,
+		"/add": func(w http.ResponseWriter, r *http.Request) {
+			locked.ServeHTTP(w, r)
+		},
+	})
+	locked = srv.m.Locked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		n := s.GetInt("n")
+		s.Set("n", n+1)
+		fmt.Fprint(w, n+1)
+	}))
+	old := srv.issue("/set")
+	res, _ := srv.sendID("/login", old) // a new id: old names nothing now
+	live := newCookie(t, res)
+	rec.take()
+	if _, body := srv.sendID("/add", old); body != "1" {
+		t.Errorf("the ended session's request saw n=%s, want a fresh session (1)", body)
+	}
+	kinds := map[string]int{}
+	for _, e := range rec.take() {
+		kinds[e.kind]++
+	}
+	if kinds["Expired"] != 1 || kinds["LockWait"] != 0 {
+		t.Errorf("events %v: want Expired once and no LockWait", kinds)
+	}
+	// Login kept the session's values: n is 1.
+	if _, body := srv.sendID("/add", live); body != "2" {
+		t.Errorf("the live session's request answered %s, want 2", body)
+	}
+	if _, body := srv.sendID("/add", live); body != "3" {
+		t.Errorf("the live session's second request answered %s, want 3", body)
+	}
+	kinds = map[string]int{}
+	for _, e := range rec.take() {
+		kinds[e.kind]++
+	}
+	if kinds["LockWait"] != 2 {
+		t.Errorf("events %v: want a LockWait for each request of the live session", kinds)
+	}
+}

@@ -331,7 +331,8 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 // taken before the session is loaded (one load, on the lock's
 // connection). Inside the same Manager's Handler it takes the lock and
 // loads the session again, so the handler sees the state left by the
-// previous holder. Inside another Manager's Handler, or with a store that
+// previous holder (a request whose cookie named no live session starts a
+// new one there, as anywhere, and has no lock to take). Inside another Manager's Handler, or with a store that
 // does not implement [Locker], it answers every request through the
 // ErrorHandler (500), so the mistake shows at once instead of a route
 // that looks locked and is not.
@@ -417,7 +418,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	if s := m.FromContext(r.Context()); s != nil {
 		// Inside Handler, the session is loaded already: a Locked route
 		// takes the lock and loads it again.
-		if !lock || s.cookieID == "" || s.holdsLock() {
+		if !lock || s.cookieID == "" || !s.needsLock() {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -493,11 +494,15 @@ func (m *Manager) lockSession(w http.ResponseWriter, r *http.Request, s *Session
 	return true
 }
 
-// holdsLock reports whether the request holds the session's lock.
-func (s *Session) holdsLock() bool {
+// needsLock reports whether a Locked route inside Handler takes the
+// session's lock: not when the request holds it already, nor when the
+// cookie named no live record (the outer load found it unknown or
+// expired, and said so with the Expired event): nothing is stored there
+// to guard, and a second load would only report it again.
+func (s *Session) needsLock() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lease != nil
+	return s.lease == nil && s.key != ""
 }
 
 // acquire takes key's lock within LockTimeout, the wait for whatever the
