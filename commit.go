@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -115,16 +117,21 @@ func (s *Session) plan() (commitPlan, bool) {
 // commit saves the request's changes: the first call as the response
 // starts, later ones once it has (late: no cookie can be set any more, and
 // a call with nothing changed since costs nothing). The last one (the
-// middleware's finish) also closes the session. The caller does not hold
-// s.mu.
-func (s *Session) commit(h http.Header, last bool) (late bool, err error) {
+// middleware's finish) also closes the session. starting is false for a
+// Locked route's commit inside Handler, before which the response may not
+// have started: the outer writer's commit starts it. The caller does not
+// hold s.mu.
+func (s *Session) commit(h http.Header, last, starting bool) (late bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if last {
 		// Changes made from now on would never be saved: refuse them.
 		s.closed = true
 	}
-	late, s.started = s.started, true
+	late = s.started
+	if starting {
+		s.started = true
+	}
 	if !late && s.via != carrierNone {
 		// The handler may have replaced the Vary set before it ran.
 		addVary(h, s.m.varyField(s.via))
@@ -140,6 +147,15 @@ func (s *Session) commit(h http.Header, last bool) (late bool, err error) {
 		// Remember or ForgetOnClose after the first byte: the record has
 		// its new lifetime, but the cookie that carries it cannot follow.
 		err = fmt.Errorf("%w: Remember or ForgetOnClose needs a new cookie; the stored session has the new lifetime, the browser keeps its cookie", ErrResponseStarted)
+	}
+	if err != nil && !late {
+		// The ErrorHandler's response replaces the handler's: the
+		// request's changes are reported lost, never retried by a later
+		// commit (after the error page went out, or outside a Locked
+		// route's lock), and changes made from now on are refused
+		// rather than dropped.
+		s.clean()
+		s.closed = true
 	}
 	if err != nil || late {
 		return late, err
@@ -204,6 +220,12 @@ func (s *Session) sendCookie(h http.Header, eff cookieEffect) {
 }
 
 func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
+	// A commit before this one in the request (a Locked route's, inside
+	// Handler) may have set the cookie already: this one replaces it.
+	prefix := s.m.ids.name + "="
+	if set := h["Set-Cookie"]; slices.ContainsFunc(set, func(v string) bool { return strings.HasPrefix(v, prefix) }) {
+		h["Set-Cookie"] = slices.DeleteFunc(slices.Clone(set), func(v string) bool { return strings.HasPrefix(v, prefix) })
+	}
 	h.Add("Set-Cookie", s.m.cookie.cookie(s.r, s.m.ids.name, value, maxAge).String())
 	h.Set("Cache-Control", "no-store")
 }

@@ -17,12 +17,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/seed013449c2/session"
 )
@@ -248,65 +246,4 @@ func TestRecycleEveryPath(t *testing.T) {
 		}
 		break
 	}
-}
-
-// TestMaxBytesCountsShrunkTreeSessions: MaxBytes is the memory
-// store's bound on what it holds, so the bytes it counts for a session
-// must stay near what the session takes on the heap. A session that grew
-// past the tree threshold (256 values) and then lost seven values of
-// every eight keeps one chunk per eight values it had; since the Editor
-// gives every chunk it copies room for maxChunk entries, each of those
-// 32 one-value chunks takes about 700 bytes. Measured over 1,000 sessions:
-// at 136bf9f (before the Editor) the heap was 2x the count; here it is
-// about 11x, so a store capped at MaxBytes can hold about eleven times
-// that much. The bound asserted is 3x.
-func TestMaxBytesCountsShrunkTreeSessions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures the heap")
-	}
-	const n, vals = 1000, 256
-	st := session.NewMemoryStore(session.MemoryOptions{})
-	defer st.Close()
-	ctx := t.Context()
-	now := time.Now()
-	heap := func() int64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
-	before := heap()
-	for i := range n {
-		values := make(map[string]json.RawMessage, vals)
-		for j := range vals {
-			values[fmt.Sprintf("k%03d", j)] = json.RawMessage(`12`)
-		}
-		key := fmt.Sprintf("%064x", i)
-		if err := st.Create(ctx, key, &session.Record{Values: values, Created: now, Expires: now.Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		// The first change makes the session a tree; the second deletes
-		// seven values of every eight.
-		if _, err := st.Update(ctx, key, &session.Change{Values: map[string]json.RawMessage{"k000": json.RawMessage(`13`)}}); err != nil {
-			t.Fatal(err)
-		}
-		del := &session.Change{Values: map[string]json.RawMessage{}}
-		for j := range vals {
-			if j%8 != 0 {
-				del.Values[fmt.Sprintf("k%03d", j)] = nil
-			}
-		}
-		if _, err := st.Update(ctx, key, del); err != nil {
-			t.Fatal(err)
-		}
-	}
-	perSession := (heap() - before) / n
-	counted := st.Stats().BytesPerSession
-	t.Logf("a session of %d values: heap %d bytes, counted %d", vals/8, perSession, counted)
-	if perSession > 3*counted {
-		t.Errorf("a session shrunk to %d values takes %d bytes on the heap, the store counts %d (%.1fx): MaxBytes no longer bounds the memory it holds",
-			vals/8, perSession, counted, float64(perSession)/float64(counted))
-	}
-	runtime.KeepAlive(st)
 }

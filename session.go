@@ -426,7 +426,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 			return
 		}
 		defer s.release()
-		rw := &responseWriter{ResponseWriter: w, s: s}
+		rw := &responseWriter{ResponseWriter: w, s: s, nested: true}
 		next.ServeHTTP(rw, r)
 		rw.finish(false) // before the lock goes; the outer middleware's finish closes the session
 		return

@@ -243,7 +243,7 @@ func (s *Session) Clear() {
 	if s.closedLocked("Clear") != nil {
 		return
 	}
-	s.ch.Clear, s.ch.Values, s.ch.Add = true, nil, nil
+	s.ch.Clear, s.ch.Values, s.ch.Add, s.entries = true, nil, nil, 0
 }
 
 // values returns the current values as one map. The caller holds s.mu.

@@ -96,3 +96,100 @@ func TestMemoryStoreRevokeFreesAllocations(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// TestShrunkTreeSessionsHeapAllocations: MaxBytes is the memory store's
+// bound on what it holds, so the bytes it counts for a session must stay
+// near what the session takes on the heap, also for a session that grew
+// past the tree threshold and then lost most of its values. Measured over
+// hundreds of sessions; the bound is 3x (2.0x before pmap.Editor).
+//
+//   - shrunk: 256 values, a change that makes it a tree, then one that
+//     deletes seven of every eight. The Editor once gave every chunk it
+//     copied room for 16 entries, and left 32 chunks of one: 11.5x.
+//   - regrown: the tree grows to 1,024 values in one change (the Editor
+//     fills its own chunks and splits them), then one change keeps four
+//     of every sixteen: chunks of 4 left in arrays of 16 gave 3.4x.
+func TestShrunkTreeSessionsHeapAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap")
+	}
+	keyOf := func(j int) string { return fmt.Sprintf("k%04d", j) }
+	for _, tc := range []struct {
+		name  string
+		n     int
+		vals  int                // values kept at the end
+		shape func(j int) string // "keep", "add" or "drop" for value j of 1,024
+	}{
+		{"shrunk", 1000, 32, func(j int) string {
+			switch {
+			case j >= 256:
+				return ""
+			case j%8 == 0:
+				return "keep"
+			}
+			return "drop"
+		}},
+		{"regrown", 500, 256, func(j int) string {
+			switch {
+			case j%16 < 4 && j%4 == 0:
+				return "keep"
+			case j%16 < 4:
+				return "add"
+			case j%4 == 0:
+				return "drop"
+			}
+			return "add-drop"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := NewMemoryStore(MemoryOptions{})
+			defer st.Close()
+			ctx := t.Context()
+			now := time.Now()
+			update := func(key string, ch *Change) {
+				if _, err := st.Update(ctx, key, ch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := heapAlloc()
+			for i := range tc.n {
+				start := map[string]json.RawMessage{}
+				add := &Change{Values: map[string]json.RawMessage{}}
+				drop := &Change{Values: map[string]json.RawMessage{}}
+				for j := range 1024 {
+					switch tc.shape(j) {
+					case "keep":
+						start[keyOf(j)] = json.RawMessage(`12`)
+					case "drop":
+						start[keyOf(j)] = json.RawMessage(`12`)
+						drop.Values[keyOf(j)] = nil
+					case "add":
+						add.Values[keyOf(j)] = json.RawMessage(`12`)
+					case "add-drop":
+						add.Values[keyOf(j)] = json.RawMessage(`12`)
+						drop.Values[keyOf(j)] = nil
+					}
+				}
+				key := fmt.Sprintf("%064x", i)
+				if err := st.Create(ctx, key, &Record{Values: start, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				// A change of one value makes the session a tree.
+				update(key, &Change{Values: map[string]json.RawMessage{keyOf(0): json.RawMessage(`13`)}})
+				if len(add.Values) > 0 {
+					update(key, add)
+				}
+				update(key, drop)
+			}
+			perSession := (heapAlloc() - before) / int64(tc.n)
+			counted := st.Stats().BytesPerSession
+			ratio := float64(perSession) / float64(counted)
+			t.Logf("a session of %d values: heap %d bytes, counted %d (%.1fx)", tc.vals, perSession, counted, ratio)
+			if perSession > 3*counted {
+				t.Errorf("a session left with %d values takes %d bytes on the heap, the store counts %d (%.1fx): MaxBytes no longer bounds the memory it holds",
+					tc.vals, perSession, counted, ratio)
+			}
+			runtime.KeepAlive(st)
+		})
+	}
+}

@@ -21,7 +21,11 @@ type responseWriter struct {
 	// the session: it closes the session under the same hold of its lock,
 	// so that no change can slip in after it unsaved.
 	last bool
-	err  error // the commit failure that replaced the response
+	// nested marks a Locked route's writer inside Handler: its commit
+	// saves under the lock, but the response starts only with the outer
+	// writer's, so it leaves the session's cookie to be set until then.
+	nested bool
+	err    error // the commit failure that replaced the response
 }
 
 // begin commits the session as the response starts and reports whether
@@ -32,12 +36,15 @@ func (w *responseWriter) begin() bool {
 	}
 	w.started = true
 	s := w.s
-	late, err := s.commit(w.Header(), w.last)
+	late, err := s.commit(w.Header(), w.last, !w.nested)
 	if err == nil {
 		return true
 	}
 	if late {
-		s.m.onError(w.ResponseWriter, s.r, fmt.Errorf("%w: %w", ErrResponseStarted, err))
+		if !errors.Is(err, ErrResponseStarted) {
+			err = fmt.Errorf("%w: %w", ErrResponseStarted, err)
+		}
+		s.m.onError(w.ResponseWriter, s.r, err)
 		return true
 	}
 	w.err = err
@@ -69,7 +76,7 @@ func (w *responseWriter) finish(last bool) {
 		}
 		return
 	}
-	if _, err := s.commit(w.Header(), last); err != nil {
+	if _, err := s.commit(w.Header(), last, !w.nested); err != nil {
 		if !errors.Is(err, ErrResponseStarted) {
 			err = fmt.Errorf("%w: %w", ErrResponseStarted, err)
 		}

@@ -331,7 +331,35 @@ func (e *Editor[V]) Done() *Map[V] {
 	case e.n == 0:
 		return nil
 	}
+	e.compact()
 	return &Map[V]{chunks: e.chunks, n: e.n}
+}
+
+// compact moves the entries of every chunk the editor made with room for
+// maxChunk that removals left with smallChunk or fewer into a chunk of
+// the smaller size, so that a map shrunk in one batch does not keep its
+// large arrays.
+func (e *Editor[V]) compact() {
+	shrink := func(o owned[V]) {
+		c := o.c
+		if !o.keys || cap(c.keys) <= smallChunk || len(c.keys) > smallChunk || len(c.keys) == 0 {
+			return
+		}
+		i := find(e.chunks, c.keys[0])
+		if e.chunks[i] != c {
+			return // no longer in the map
+		}
+		nc := newChunk[V](len(c.keys), len(c.keys))
+		copy(nc.keys, c.keys)
+		copy(nc.vals, c.vals)
+		e.chunks[i] = nc
+	}
+	for _, o := range e.own[:e.nown] {
+		shrink(o)
+	}
+	for _, o := range e.more {
+		shrink(o)
+	}
 }
 
 // mutable gives the editor a chunk list of its own.
