@@ -108,8 +108,9 @@ var (
 	ErrInvalidValue = errors.New("session: value cannot be stored")
 	// ErrSessionClosed: the session was changed after the request's last
 	// commit (from a goroutine that outlived the handler, or after an
-	// http.TimeoutHandler gave up on it), or after its [Session.Commit],
-	// when nothing can save it.
+	// http.TimeoutHandler gave up on it), after a commit failed and the
+	// ErrorHandler's response replaced the handler's, or after its
+	// [Session.Commit], when nothing can save it.
 	ErrSessionClosed = errors.New("session: changed after the request ended")
 )
 
