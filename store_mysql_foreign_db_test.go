@@ -154,15 +154,7 @@ func TestMySQLForeignRows(t *testing.T) {
 		t.Errorf("null row: %v", got)
 	}
 	srv.sendID("/set?k=new&v=v", cookie)
-	for {
-		select {
-		case err := <-srv.errs:
-			t.Errorf("ErrorHandler: %v", err)
-			continue
-		default:
-		}
-		break
-	}
+	srv.noErr()
 }
 
 // TestMySQLKilledConnectionsPrepared: the pool's connections are killed by
@@ -203,15 +195,7 @@ func TestMySQLKilledConnectionsPrepared(t *testing.T) {
 			}
 		}
 	}
-	for {
-		select {
-		case err := <-srv.errs:
-			t.Errorf("ErrorHandler: %v", err)
-			continue
-		default:
-		}
-		break
-	}
+	srv.noErr()
 	m := hostileShow(t, srv, cookie)
 	if m["count"] != float64(4*11) || len(m) != 51 {
 		t.Errorf("count %v, %d values, want 44 and 51", m["count"], len(m))

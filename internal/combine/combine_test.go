@@ -27,6 +27,17 @@ type outcome struct {
 	err error
 }
 
+// updater returns a function that sends change ch for key "k" through c
+// in a goroutine of its own, its outcome to outcomes.
+func updater(c *Combiner[int, string], run Run[int, string], outcomes chan<- outcome) func(context.Context, int) {
+	return func(ctx context.Context, ch int) {
+		go func() {
+			rec, err := c.Update(ctx, "k", ch, run)
+			outcomes <- outcome{ch, rec, err}
+		}()
+	}
+}
+
 // fakeRun hands every batch to the test and waits until the test releases
 // it. An odd change succeeds ("after n"), an even one is refused, so that
 // each change's result is its own; fail fails the whole batch.
@@ -84,12 +95,7 @@ func TestCombinerBatches(t *testing.T) {
 	batches := make(chan batch)
 	run := fakeRun(batches, nil)
 	outcomes := make(chan outcome, 16)
-	update := func(ctx context.Context, ch int) {
-		go func() {
-			rec, err := c.Update(ctx, "k", ch, run)
-			outcomes <- outcome{ch, rec, err}
-		}()
-	}
+	update := updater(&c, run, outcomes)
 
 	update(t.Context(), 1)
 	first := sqltest.Receive(t, "the first batch", batches)
@@ -169,12 +175,8 @@ func TestCombinerBatchError(t *testing.T) {
 	failed := errors.New("transaction failed")
 	run := fakeRun(batches, failed)
 	outcomes := make(chan outcome, 4)
-	update := func(ch int) {
-		go func() {
-			rec, err := c.Update(t.Context(), "k", ch, run)
-			outcomes <- outcome{ch, rec, err}
-		}()
-	}
+	spawn := updater(&c, run, outcomes)
+	update := func(ch int) { spawn(t.Context(), ch) }
 	update(1)
 	first := sqltest.Receive(t, "the first batch", batches)
 	update(3)
@@ -202,12 +204,7 @@ func TestCombinerBatchCapAndDeadline(t *testing.T) {
 	batches := make(chan batch, 4)
 	outcomes := make(chan outcome, maxBatch+40)
 	run := fakeRun(batches, nil)
-	update := func(ctx context.Context, ch int) {
-		go func() {
-			rec, err := c.Update(ctx, "k", ch, run)
-			outcomes <- outcome{ch, rec, err}
-		}()
-	}
+	update := updater(&c, run, outcomes)
 	update(t.Context(), 1)
 	first := sqltest.Receive(t, "the first batch", batches)
 	// The first to queue has a deadline; the others arrive in any order.
