@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -119,8 +117,8 @@ func (s *Session) plan() (commitPlan, bool) {
 // a call with nothing changed since costs nothing). The last one (the
 // middleware's finish) also closes the session. starting is false for a
 // Locked route's commit inside Handler, before which the response may not
-// have started: the outer writer's commit starts it. The caller does not
-// hold s.mu.
+// have started: the outer writer's commit starts it, and sends the cookie
+// the later of the two calls for. The caller does not hold s.mu.
 func (s *Session) commit(h http.Header, last, starting bool) (late bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,32 +134,47 @@ func (s *Session) commit(h http.Header, last, starting bool) (late bool, err err
 		// The handler may have replaced the Vary set before it ran.
 		addVary(h, s.m.varyField(s.via))
 	}
-	p, ok := s.plan()
-	if !ok {
+	var eff cookieEffect
+	if p, ok := s.plan(); ok {
+		ctx, cancel := s.m.detach(s.ctx)
+		defer cancel()
+		eff, err = s.apply(ctx, p, late)
+		if err == nil && late && p.life && eff.set && s.via == carrierCookie {
+			// Remember or ForgetOnClose after the first byte: the record
+			// has its new lifetime, but the cookie that carries it
+			// cannot follow.
+			err = fmt.Errorf("%w: Remember or ForgetOnClose needs a new cookie; the stored session has the new lifetime, the browser keeps its cookie", ErrResponseStarted)
+		}
+	}
+	switch {
+	case err != nil:
+		// Reported lost, once: never retried by a later commit (the error
+		// page's, the final one, one outside a Locked route's lock).
+		s.clean()
+		s.ended = ""
+		if !late {
+			// The ErrorHandler's response replaces the handler's:
+			// changes made from now on are refused, not dropped.
+			s.closed = true
+		}
+		return late, err
+	case late:
+		return late, nil
+	case !starting:
+		s.unsent = s.unsent.then(eff)
 		return late, nil
 	}
-	ctx, cancel := s.m.detach(s.ctx)
-	defer cancel()
-	eff, err := s.apply(ctx, p, late)
-	if err == nil && late && p.life && eff.set && s.via == carrierCookie {
-		// Remember or ForgetOnClose after the first byte: the record has
-		// its new lifetime, but the cookie that carries it cannot follow.
-		err = fmt.Errorf("%w: Remember or ForgetOnClose needs a new cookie; the stored session has the new lifetime, the browser keeps its cookie", ErrResponseStarted)
-	}
-	if err != nil && !late {
-		// The ErrorHandler's response replaces the handler's: the
-		// request's changes are reported lost, never retried by a later
-		// commit (after the error page went out, or outside a Locked
-		// route's lock), and changes made from now on are refused
-		// rather than dropped.
-		s.clean()
-		s.closed = true
-	}
-	if err != nil || late {
-		return late, err
-	}
-	s.sendCookie(h, eff)
+	s.sendCookie(h, s.unsent.then(eff))
+	s.unsent = cookieEffect{}
 	return late, nil
+}
+
+// then is the cookie effect of a commit that follows one of effect c.
+func (c cookieEffect) then(next cookieEffect) cookieEffect {
+	if next.set || next.expire {
+		return next
+	}
+	return c
 }
 
 // detach gives a commit its context: free of ctx's cancellation, so that a
@@ -220,12 +233,6 @@ func (s *Session) sendCookie(h http.Header, eff cookieEffect) {
 }
 
 func (s *Session) setCookie(h http.Header, value string, maxAge time.Duration) {
-	// A commit before this one in the request (a Locked route's, inside
-	// Handler) may have set the cookie already: this one replaces it.
-	prefix := s.m.ids.name + "="
-	if set := h["Set-Cookie"]; slices.ContainsFunc(set, func(v string) bool { return strings.HasPrefix(v, prefix) }) {
-		h["Set-Cookie"] = slices.DeleteFunc(slices.Clone(set), func(v string) bool { return strings.HasPrefix(v, prefix) })
-	}
 	h.Add("Set-Cookie", s.m.cookie.cookie(s.r, s.m.ids.name, value, maxAge).String())
 	h.Set("Cache-Control", "no-store")
 }

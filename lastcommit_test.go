@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -149,5 +150,86 @@ func TestLockedInsideHandlerCookieSetOnce(t *testing.T) {
 	c := cookieIn(res, cookieName)
 	if len(ours) != 1 || c == nil || c.Value == old || c.MaxAge <= 0 {
 		t.Fatalf("Set-Cookie for the session: %q; want one, a new id with a Max-Age", ours)
+	}
+}
+
+// TestLockedRouteLateFailureEndsThere: a Locked route inside Handler that
+// has written its answer, then makes a change whose (late) commit fails:
+// the failure is reported, and the change is not saved afterwards by the
+// outer middleware's last commit, outside the lock, once the store is
+// back.
+func TestLockedRouteLateFailureEndsThere(t *testing.T) {
+	faults := &faultStore{Store: newMemory(t)}
+	var srv *server
+	srv = newServer(t, session.Options{Store: faults}, routes{
+		"/start": setRoute("user", "ann"),
+		"/locked": func(w http.ResponseWriter, r *http.Request) {
+			srv.m.Locked(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "hello")
+				session.FromContext(r.Context()).Set("n", 1)
+				faults.set("update", errTestDown)
+			})).ServeHTTP(w, r)
+			faults.set("update", nil) // the store is back; the lock is released
+		},
+		"/show": showRoute,
+	})
+	id := srv.issue("/start")
+	if res, body := srv.sendID("/locked", id); res.StatusCode != 200 || body != "hello" {
+		t.Fatalf("answered %d %q", res.StatusCode, body)
+	}
+	if err := srv.err(); !errors.Is(err, session.ErrResponseStarted) || !errors.Is(err, errTestDown) {
+		t.Errorf("reported %v, want the late commit's failure", err)
+	}
+	srv.noErr()
+	if _, body := srv.sendID("/show", id); strings.Contains(body, `"n"`) {
+		t.Errorf("the change whose commit failed was saved later, outside the lock: %s", body)
+	}
+}
+
+// TestLockedRouteFailedDestroyReportedOnce: a logout on a Locked route
+// inside Handler whose Delete fails is reported once, and Delete is not
+// tried again by the error page's commit or the outer middleware's.
+func TestLockedRouteFailedDestroyReportedOnce(t *testing.T) {
+	faults := &faultStore{Store: newMemory(t)}
+	var srv *server
+	srv = newServer(t, session.Options{Store: faults}, routes{
+		"/start": setRoute("user", "ann"),
+		"/logout": func(w http.ResponseWriter, r *http.Request) {
+			srv.m.Locked(http.HandlerFunc(logoutRoute)).ServeHTTP(w, r)
+		},
+	})
+	id := srv.issue("/start")
+	faults.set("delete", errTestDown)
+	if res, _ := srv.sendID("/logout", id); res.StatusCode != http.StatusInternalServerError {
+		t.Errorf("a failed logout answered %d, want 500", res.StatusCode)
+	}
+	if err := srv.err(); !errors.Is(err, errTestDown) {
+		t.Errorf("reported %v, want the Delete's failure", err)
+	}
+	srv.noErr()
+}
+
+// TestHandlerCookieOfTheSameNameKept: a handler that expires an old
+// cookie of the session cookie's name on another path (a migration) keeps
+// it in its response, next to the session's own.
+func TestHandlerCookieOfTheSameNameKept(t *testing.T) {
+	srv := newServer(t, session.Options{}, routes{
+		"/set": func(w http.ResponseWriter, r *http.Request) {
+			http.SetCookie(w, &http.Cookie{Name: cookieName, Path: "/old", MaxAge: -1})
+			session.FromContext(r.Context()).Set("n", 1)
+		},
+	})
+	res, _ := srv.send("/set")
+	var old, ours int
+	for _, c := range res.Cookies() {
+		switch {
+		case c.Name == cookieName && c.Path == "/old":
+			old++
+		case c.Name == cookieName:
+			ours++
+		}
+	}
+	if old != 1 || ours != 1 {
+		t.Errorf("Set-Cookie %q: want the handler's expiry and the session's cookie", res.Header.Values("Set-Cookie"))
 	}
 }

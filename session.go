@@ -142,7 +142,10 @@ type Manager struct {
 	bearer   bool
 	lock     bool
 	lockWait time.Duration
-	// valueMaps and addMaps keep the maps of applied changes for reuse.
+	// valueMaps and addMaps keep the maps of applied changes for reuse,
+	// when pooled: the store is the memory store, the one store that gives
+	// them back.
+	pooled    bool
 	valueMaps mapPool[json.RawMessage]
 	addMaps   mapPool[int64]
 	// storeWait bounds each store call; 0 for a store that never waits.
@@ -224,6 +227,7 @@ func New(opts Options) (*Manager, error) {
 		m.store = m.ownStore
 	}
 	if _, ok := m.store.(*MemoryStore); ok {
+		m.pooled = true
 		m.storeWait = 0 // it never waits: no timer on the hot path
 	}
 	m.header = http.CanonicalHeaderKey(opts.Header)
@@ -429,7 +433,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		defer s.release()
 		rw := &responseWriter{ResponseWriter: w, s: s, nested: true}
 		next.ServeHTTP(rw, r)
-		rw.finish(false) // before the lock goes; the outer middleware's finish closes the session
+		rw.finish() // before the lock goes; the outer middleware's finish closes the session
 		return
 	}
 	x := &exchange{Context: r.Context()}
@@ -455,7 +459,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	defer s.close()
 	x.w = responseWriter{ResponseWriter: w, s: s}
 	next.ServeHTTP(&x.w, r.WithContext(x))
-	x.w.finish(true)
+	x.w.finish()
 }
 
 // close marks the session as past its last commit.
@@ -588,9 +592,12 @@ type Session struct {
 	entries int
 	regen   bool   // Regenerate was called
 	ended   string // store key of a session destroyed in this request
-	started bool   // the response's headers are out
-	closed  bool   // the request's last commit is done: changes would be lost
-	gone    bool   // a commit found the session ended elsewhere: Commit reports it
+	// unsent is the cookie a Locked route's commit inside Handler called
+	// for, which the outer writer's commit sends as the response starts.
+	unsent  cookieEffect
+	started bool // the response's headers are out
+	closed  bool // the request's last commit is done: changes would be lost
+	gone    bool // a commit found the session ended elsewhere: Commit reports it
 	// life is what Remember or ForgetOnClose chose, made a
 	// Change.Lifetime at commit.
 	life *lifeChoice

@@ -335,14 +335,14 @@ func (mp *mapPool[V]) put(m map[string]V) {
 // valuesMap and addsMap return empty maps for a change, recycled ones when
 // the Manager has them.
 func (m *Manager) valuesMap() map[string]json.RawMessage {
-	if m == nil { // a Session a test built by hand
+	if m == nil || !m.pooled { // m is nil in a Session a test built by hand
 		return make(map[string]json.RawMessage, recycledMapLen)
 	}
 	return m.valueMaps.get()
 }
 
 func (m *Manager) addsMap() map[string]int64 {
-	if m == nil {
+	if m == nil || !m.pooled {
 		return make(map[string]int64, recycledMapLen)
 	}
 	return m.addMaps.get()

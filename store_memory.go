@@ -53,9 +53,10 @@ type MemoryOptions struct {
 // Records are never changed once stored (Update stores a new record, Touch a
 // copy), so a request never sees another's half-done change, and the
 // middleware reads the stored record itself, without copying or allocating.
-// Once Update has changed a session of more than 16 values, they live in a
-// persistent map of which a change copies a small part, so that a request that changes one
-// value of a session of hundreds neither copies nor leaves behind the rest;
+// Once Update or Rename has changed a session of more than 16 values,
+// they live in a persistent map of which a change copies a small part, so
+// that a request that changes one value of a session of hundreds neither
+// copies nor leaves behind the rest;
 // Load, Update and Rename return such a record as a copy with its values in
 // Values.
 //

@@ -18,8 +18,8 @@ type responseWriter struct {
 	started  bool
 	hijacked bool
 	// last marks the commit finish makes for the middleware that loaded
-	// the session: it closes the session under the same hold of its lock,
-	// so that no change can slip in after it unsaved.
+	// the session (not a nested writer): it closes the session under the
+	// same hold of its lock, so that no change can slip in after it unsaved.
 	last bool
 	// nested marks a Locked route's writer inside Handler: its commit
 	// saves under the lock, but the response starts only with the outer
@@ -60,23 +60,22 @@ func (w *responseWriter) begin() bool {
 }
 
 // finish runs when the handler returns: the commit if the handler never
-// wrote, or a late commit of changes made after the first byte. last is
-// set for the middleware that loaded the session (not for a Locked route
-// inside Handler, whose outer middleware finishes later).
-func (w *responseWriter) finish(last bool) {
-	w.last = last
+// wrote, or a late commit of changes made after the first byte. For the
+// middleware that loaded the session (not a Locked route's nested writer,
+// whose outer middleware finishes later) it is the last commit. After a
+// failed commit replaced the response there is nothing to do: that
+// commit closed the session.
+func (w *responseWriter) finish() {
+	w.last = !w.nested
 	if !w.started {
 		w.begin()
 		return
 	}
-	s := w.s
 	if w.err != nil {
-		if last {
-			s.close()
-		}
 		return
 	}
-	if _, err := s.commit(w.Header(), last, !w.nested); err != nil {
+	s := w.s
+	if _, err := s.commit(w.Header(), w.last, !w.nested); err != nil {
 		if !errors.Is(err, ErrResponseStarted) {
 			err = fmt.Errorf("%w: %w", ErrResponseStarted, err)
 		}
