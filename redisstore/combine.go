@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/combine"
 )
 
 // Combining: the Updates of one session that reach this process while an
@@ -24,15 +24,13 @@ import (
 //
 // Deadlines: the first Update of a burst runs at once, on its own context.
 // A batch runs on a context of its own whose deadline is the latest of its
-// callers' (a caller without one counts as batchTimeout from now), and
+// callers' (combine.BatchContext: a caller without one counts as
+// combine.BatchTimeout from now), and
 // each caller returns at its own context's end even while its batch is in
 // flight, with an error saying that the outcome is unknown, as a call that
 // timed out mid-way says. So StoreTimeout bounds every Update, combined or
 // not. A caller whose context ends before a batch takes its change
 // withdraws it: the change is not applied.
-
-// batchTimeout bounds a batch for a caller whose context has no deadline.
-const batchTimeout = 5 * time.Second
 
 // maxBatch caps the changes of one batch. A script blocks the whole Redis
 // server while it runs, so a burst of one session's requests (which one
@@ -154,7 +152,7 @@ func (c *combiner) take(key string) []*pending {
 // ends.
 func (c *combiner) run(key string, batch []*pending, apply applyFunc) {
 	for len(batch) > 0 {
-		ctx, cancel := batchContext(batch)
+		ctx, cancel := combine.BatchContext(batch[0].ctx, batch, func(p *pending) context.Context { return p.ctx })
 		chs := make([]*session.Change, len(batch))
 		for i, p := range batch {
 			chs[i] = p.ch
@@ -167,22 +165,6 @@ func (c *combiner) run(key string, batch []*pending, apply applyFunc) {
 		}
 		batch = c.take(key)
 	}
-}
-
-// batchContext returns the context of a batch: the first caller's values,
-// none of its cancellation, and the latest of the callers' deadlines.
-func batchContext(batch []*pending) (context.Context, context.CancelFunc) {
-	var latest time.Time
-	for _, p := range batch {
-		d, ok := p.ctx.Deadline()
-		if !ok {
-			d = time.Now().Add(batchTimeout)
-		}
-		if d.After(latest) {
-			latest = d
-		}
-	}
-	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
 }
 
 // withdraw takes p out of key's queue if no batch has taken it yet.

@@ -205,17 +205,18 @@ func (h *gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return next
 }
 
-// queued waits until n Updates of key wait behind the one in flight.
-func queued(t *testing.T, s *Store, key string, n int) {
+// queued waits until n Updates of key wait behind the one in flight (-1:
+// until one is in flight, none waiting, or none is in flight at all).
+func queued(t *testing.T, c *combiner, key string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		s.comb.mu.Lock()
-		got := 0
-		if f := s.comb.keys[key]; f != nil {
+		c.mu.Lock()
+		got := -1
+		if f := c.keys[key]; f != nil {
 			got = len(f.waiting)
 		}
-		s.comb.mu.Unlock()
+		c.mu.Unlock()
 		if got == n {
 			return
 		}
@@ -287,7 +288,7 @@ func TestCombinedBatch(t *testing.T) {
 		if i == 0 {
 			<-gate.held // the first is in flight, held
 		} else {
-			queued(t, s, key, i)
+			queued(t, &s.comb, key, i)
 		}
 	}
 	defer func() {
@@ -304,7 +305,7 @@ func TestCombinedBatch(t *testing.T) {
 			}
 		}
 	}
-	queued(t, s, key, len(calls)-2)
+	queued(t, &s.comb, key, len(calls)-2)
 	gate.open <- struct{}{} // the first goes; the rest follow as one batch
 	<-gate.held             // which is held in flight
 	for i, cl := range calls {
@@ -393,30 +394,11 @@ func TestBatchCapped(t *testing.T) {
 	for i := 1; i < n; i++ {
 		// Wait until the previous one is in flight or queued, so that
 		// the arrival order is i's.
-		for {
-			c.mu.Lock()
-			got := -1
-			if f := c.keys["k"]; f != nil {
-				got = len(f.waiting)
-			}
-			c.mu.Unlock()
-			if got == i-1 {
-				break
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
+		queued(t, c, "k", i-1)
 		wg.Add(1)
 		go update(i)
 	}
-	for {
-		c.mu.Lock()
-		got := len(c.keys["k"].waiting)
-		c.mu.Unlock()
-		if got == n-1 {
-			break
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	queued(t, c, "k", n-1)
 	close(release)
 	wg.Wait()
 	mu.Lock()

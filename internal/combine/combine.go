@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -75,7 +76,7 @@ type pending[C, R any] struct {
 // finds no batch in flight runs its change at once, on ctx; the others
 // queue, and the first of them leads the next batch, with all the changes
 // queued by then (at most maxBatch), on a context that ends with the
-// latest deadline of the batch's callers (see batchContext). A
+// latest deadline of the batch's callers (see BatchContext). A
 // queued caller whose ctx ends before a batch takes its change withdraws
 // it and gets an error wrapping ErrWithdrawn and ctx.Err(); once taken,
 // the change's outcome is the caller's, whenever it comes.
@@ -117,23 +118,32 @@ func (c *Combiner[C, R]) Update(ctx context.Context, key string, ch C, run Run[C
 	return me.rec, me.err
 }
 
-// leadDetached runs a batch that holds other callers' changes: it is not
-// cancelled with ctx, and ends at the latest deadline of its callers, so
-// none waits past the deadline of the one that waits longest, or within
-// BatchTimeout when none has a deadline.
+// leadDetached runs a batch that holds other callers' changes on
+// BatchContext's context.
 func (c *Combiner[C, R]) leadDetached(ctx context.Context, key string, batch []*pending[C, R], run Run[C, R]) {
-	var latest time.Time
-	for _, p := range batch {
-		if dl, ok := p.ctx.Deadline(); ok && dl.After(latest) {
-			latest = dl
-		}
-	}
-	if latest.IsZero() {
-		latest = time.Now().Add(BatchTimeout)
-	}
-	bctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), latest)
+	bctx, cancel := BatchContext(ctx, batch, func(p *pending[C, R]) context.Context { return p.ctx })
 	defer cancel()
 	c.lead(bctx, key, batch, run)
+}
+
+// BatchContext is the context of a batch that holds the changes of
+// several callers, ctxOf giving each one's context: free of ctx's
+// cancellation (the leader's going away must not fail the others), and
+// ending at the latest of the callers' deadlines, a caller without one
+// counting as BatchTimeout from now, so that no caller is failed before
+// its own deadline and none waits past the one that waits longest.
+func BatchContext[P any](ctx context.Context, batch []P, ctxOf func(P) context.Context) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, p := range batch {
+		d, ok := ctxOf(p).Deadline()
+		if !ok {
+			d = time.Now().Add(BatchTimeout)
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), latest)
 }
 
 // lead runs batch, then hands the changes that arrived meanwhile to the
@@ -150,7 +160,8 @@ func (c *Combiner[C, R]) lead(ctx context.Context, key string, batch []*pending[
 	results, panicked, err := runGuarded(ctx, chs, &q.last, run)
 	c.mu.Lock()
 	n := min(len(q.waiting), maxBatch)
-	next := q.waiting[:n:n]
+	next := slices.Clone(q.waiting[:n])
+	clear(q.waiting[:n]) // the queue no longer holds the callers it hands on
 	q.waiting = q.waiting[n:]
 	if n == 0 {
 		delete(c.keys, key)

@@ -262,3 +262,28 @@ func TestCombinerPanicLeavesTheKeyFree(t *testing.T) {
 		t.Fatalf("update after the panic = %q", rec)
 	}
 }
+
+// TestCombinerBatchDeadlineCountsCallersWithout: a batch of a caller with
+// a short deadline and one with none ends BatchTimeout from now, not at
+// the short deadline, which would fail the other caller's change early.
+func TestCombinerBatchDeadlineCountsCallersWithout(t *testing.T) {
+	var c Combiner[int, string]
+	batches := make(chan batch, 4)
+	outcomes := make(chan outcome, 4)
+	update := updater(&c, fakeRun(batches, nil), outcomes)
+	update(t.Context(), 1)
+	first := sqltest.Receive(t, "the first batch", batches)
+	short, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	update(short, 3)
+	waitQueued(t, &c, "k", 1)
+	update(t.Context(), 5) // no deadline
+	waitQueued(t, &c, "k", 2)
+	close(first.release)
+	second := sqltest.Receive(t, "the second batch", batches)
+	defer close(second.release)
+	dl, ok := second.ctx.Deadline()
+	if least := time.Now().Add(BatchTimeout - time.Second); !ok || dl.Before(least) {
+		t.Errorf("the batch ends at %v (deadline %v), want BatchTimeout from now: a caller without a deadline counts as that", dl, ok)
+	}
+}
