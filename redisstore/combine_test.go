@@ -394,11 +394,11 @@ func TestBatchCapped(t *testing.T) {
 	for i := 1; i < n; i++ {
 		// Wait until the previous one is in flight or queued, so that
 		// the arrival order is i's.
-		queued(t, c, "k", i-1)
+		queued(t, &c, "k", i-1)
 		wg.Add(1)
 		go update(i)
 	}
-	queued(t, c, "k", n-1)
+	queued(t, &c, "k", n-1)
 	close(release)
 	wg.Wait()
 	mu.Lock()
