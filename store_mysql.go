@@ -95,11 +95,13 @@ type MySQLOptions struct {
 //
 // The statements it repeats are server-side prepared statements, prepared
 // once and kept by database/sql on each connection of the pool that ran
-// them (at most 16 per connection, far below MySQL's default
-// max_prepared_stmt_count of 16,382 for a pool of a few hundred
-// connections), so that each is one round trip instead of the driver's
-// prepare, execute and close; a DSN with interpolateParams=true gains
-// nothing more. On a held lock's connection they are sent as they are.
+// them (at most 16 per connection), so that each is one round trip instead
+// of the driver's prepare, execute and close; a DSN with
+// interpolateParams=true gains nothing more. A statement the server
+// refuses to prepare (max_prepared_stmt_count is shared by every client of
+// the server) is sent unprepared. On a held lock's connection statements
+// are sent as they are, but for a transaction's, which database/sql
+// prepares on that connection.
 //
 // MySQLStore implements [OwnerStore], [DeviceStore], [Renamer] and
 // [Locker]. Record.IdleTimeout is kept to the millisecond. The lock is

@@ -164,3 +164,31 @@ func TestMySQLRenameOntoATakenKey(t *testing.T) {
 		}
 	})
 }
+
+// TestMySQLPrepareRefused: a server that refuses to prepare a statement
+// for another reason than a missing table (here its limit of prepared
+// statements, shared by all its clients, is reached) does not fail the
+// request: the statement is sent unprepared, and the next call tries to
+// prepare it again.
+func TestMySQLPrepareRefused(t *testing.T) {
+	db, mock := sqltest.NewMock(t)
+	s, err := NewMySQLStore(db, MySQLOptions{NoCreateTable: true, CleanupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.t.Now = func() time.Time { return sqltest.MockNow }
+	ctx := context.Background()
+	full := &mysql.MySQLError{Number: 1461, Message: "Can't create more than max_prepared_stmt_count statements"}
+	for range 2 {
+		mock.ExpectPrepare(sqlLoad).WillReturnError(full)
+		mock.ExpectQuery(sqlLoad).WithArgs(mockKey, mockNowSQL).WillReturnRows(mockLockedRow(sqltest.MockValuesSQL))
+	}
+	for i := range 2 {
+		if _, err := s.Load(ctx, mockKey); err != nil {
+			t.Fatalf("Load %d with the prepare refused: %v", i, err)
+		}
+	}
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -45,23 +45,29 @@ func (t *Table) NoPrepare() {
 }
 
 // with calls f with query's prepared statement, preparing it on first use,
-// or with nil to send it unprepared (on a lease's connection, or once the
-// table is closed); the statement stays open until f returns.
+// or with nil to send it unprepared: on a lease's connection, once the
+// table is closed, or when the server refuses to prepare it for another
+// reason than a missing table or the caller's context (its limit of
+// prepared statements, max_prepared_stmt_count, is shared by every
+// connection of every client). The statement stays open until f returns.
 func (t *Table) with(ctx context.Context, query string, f func(st *sql.Stmt) error) error {
+	if t.lease != nil {
+		return f(nil)
+	}
 	c := &t.life.stmts
 	for {
 		c.inUse.RLock()
-		st, closed := c.lookup(query)
-		if st != nil || closed || t.lease != nil {
+		if st, closed := c.lookup(query); st != nil || closed {
 			defer c.inUse.RUnlock()
-			if t.lease != nil {
-				st = nil
-			}
 			return f(st)
 		}
 		c.inUse.RUnlock()
-		if err := t.prepareOne(ctx, query); err != nil {
+		switch err := t.prepareOne(ctx, query); {
+		case err == nil:
+		case isMySQLError(err, errNoSuchTable) || ctx.Err() != nil:
 			return err
+		default:
+			return f(nil)
 		}
 	}
 }
