@@ -100,8 +100,7 @@ type MySQLOptions struct {
 // interpolateParams=true gains nothing more. A statement the server
 // refuses to prepare (max_prepared_stmt_count is shared by every client of
 // the server) is sent unprepared. On a held lock's connection statements
-// are sent as they are, but for a transaction's, which database/sql
-// prepares on that connection.
+// are sent as they are.
 //
 // MySQLStore implements [OwnerStore], [DeviceStore], [Renamer] and
 // [Locker]. Record.IdleTimeout is kept to the millisecond. The lock is

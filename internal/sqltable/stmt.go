@@ -15,8 +15,9 @@ import (
 // is two (its load and its update) instead of four.
 //
 // Statements on a held lock's connection (a *sql.Conn, which has no
-// statement cache of its own) are sent as they are, except inside a
-// transaction, which binds the pool's statement to its connection.
+// statement cache of its own) are sent as they are, inside a transaction
+// too: binding the pool's statement there would prepare it on that
+// connection, and would hold the cache for as long as the row lock takes.
 
 // stmts is the pool's prepared statements of one table, shared by its
 // lease-bound copies.
@@ -168,10 +169,14 @@ func (t *Table) prepare(ctx context.Context, queries []string) error {
 }
 
 // txWith calls f with query's prepared statement bound to tx, or with nil
-// to send it unprepared. It never prepares on the pool, which would take
-// a second connection while the transaction holds one: [Table.prepare]
-// does that before the transaction begins.
+// to send it unprepared (always on a lease's connection). It never
+// prepares on the pool, which would take a second connection while the
+// transaction holds one: [Table.prepare] does that before the transaction
+// begins.
 func (t *Table) txWith(ctx context.Context, tx *sql.Tx, query string, f func(st *sql.Stmt) error) error {
+	if t.lease != nil {
+		return f(nil)
+	}
 	c := &t.life.stmts
 	c.inUse.RLock()
 	defer c.inUse.RUnlock()
