@@ -11,6 +11,7 @@ import (
 
 	"github.com/seed013449c2/session/internal/jsonobj"
 	"github.com/seed013449c2/session/internal/pmap"
+	"github.com/seed013449c2/session/internal/sqltable"
 )
 
 // A record's values come in two forms. Stores build records with a Values
@@ -80,9 +81,10 @@ type valueSizes struct {
 	valid bool
 }
 
-// validEntry reports whether k and v are what a valid record holds.
+// validEntry reports whether k and v are what a valid record holds: a
+// value the SQL stores accept (sqltable.CheckValue), and not empty.
 func validEntry(k string, v json.RawMessage) bool {
-	return utf8.ValidString(k) && utf8.Valid(v) && json.Valid(v)
+	return len(v) > 0 && sqltable.CheckValue(k, v) == nil
 }
 
 // sameMap reports whether a and b are one map (not merely equal ones).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 	"unicode/utf8"
 
@@ -607,9 +608,9 @@ func mysqlCheck(key string, rec *Record) error {
 		return nil // read from the table, and every change checked by Apply
 	}
 	if rec.tree != nil {
-		return sqltable.CheckValues(rec.tree.ToMap())
+		return sqltable.CheckValues(rec.tree.All())
 	}
-	return sqltable.CheckValues(rec.Values)
+	return sqltable.CheckValues(maps.All(rec.Values))
 }
 
 // mysqlChecked is mysqlRow for a record mysqlCheck accepted: an Update

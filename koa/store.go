@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -479,7 +480,7 @@ func check(key string, rec *session.Record) error {
 	if rec.Label != "" || rec.Handle != "" {
 		return errLabel
 	}
-	if err := sqltable.CheckValues(rec.Values); err != nil {
+	if err := sqltable.CheckValues(maps.All(rec.Values)); err != nil {
 		return err
 	}
 	if !hasValue(rec.Values) {

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"sync"
 	"time"
@@ -482,14 +483,22 @@ func CheckKey(key string) error {
 	return nil
 }
 
-// CheckValues refuses values a utf8mb4 column would reject or mangle.
-func CheckValues(values map[string]json.RawMessage) error {
+// CheckValue refuses a value a utf8mb4 column would reject or mangle.
+func CheckValue(k string, v json.RawMessage) error {
+	if !utf8.ValidString(k) {
+		return fmt.Errorf("value name %q is not valid UTF-8", k)
+	}
+	if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
+		return fmt.Errorf("value %q is not valid UTF-8 JSON", k)
+	}
+	return nil
+}
+
+// CheckValues is CheckValue for each of values.
+func CheckValues(values iter.Seq2[string, json.RawMessage]) error {
 	for k, v := range values {
-		if !utf8.ValidString(k) {
-			return fmt.Errorf("value name %q is not valid UTF-8", k)
-		}
-		if len(v) > 0 && (!utf8.Valid(v) || !json.Valid(v)) {
-			return fmt.Errorf("value %q is not valid UTF-8 JSON", k)
+		if err := CheckValue(k, v); err != nil {
+			return err
 		}
 	}
 	return nil
