@@ -19,9 +19,11 @@ import (
 // its own.
 //
 // It never grows without bound: every write to the index first drops the
-// entries whose time has passed, and the set expires with its last entry.
-// Entries of records that were deleted, or that changed owner, stay until
-// then, and DeleteOwner checks each record's owner before deleting it.
+// entries whose time has passed, and the set expires with its last entry;
+// Delete, DeleteOwner and DeleteDevice remove the entries of the records
+// they delete. Entries of records that changed owner, or that Delete could
+// not unlist, stay until their time passes, and DeleteOwner checks each
+// record's owner before deleting it.
 //
 // In Redis Cluster the index and the records live in different slots, so
 // no script can write both. The order makes that safe: a record names an

@@ -312,3 +312,52 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerIndexUnlistsDeleted: logins and logouts in a loop (Create with
+// an owner, then Delete, with and without a lease) leave the owner's
+// index holding only the live session, not one entry per login until
+// their ends pass.
+func TestOwnerIndexUnlistsDeleted(t *testing.T) {
+	t.Parallel()
+	for _, topo := range topologies {
+		t.Run(topo.name, func(t *testing.T) {
+			t.Parallel()
+			c := topo.client(t)
+			s := newStore(t, c, Options{})
+			ctx := t.Context()
+			owner := "user-" + testPrefix(t)
+			for i := range 20 {
+				key := fmt.Sprintf("login%d", i)
+				rec := freshRecord(map[string]json.RawMessage{"i": json.RawMessage(`1`)})
+				rec.Owner = owner
+				if err := s.Create(ctx, key, rec); err != nil {
+					t.Fatal(err)
+				}
+				if i%2 == 0 {
+					if err := s.Delete(ctx, key); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				lease, err := s.Lock(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := lease.Store().Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+				if err := lease.Unlock(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			live := freshRecord(map[string]json.RawMessage{"i": json.RawMessage(`1`)})
+			live.Owner = owner
+			if err := s.Create(ctx, "live", live); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := c.ZCard(ctx, s.ownerKey(owner)).Result(); err != nil || n != 1 {
+				t.Fatalf("after 20 logouts the owner index holds %d entries, %v; want the live one", n, err)
+			}
+		})
+	}
+}

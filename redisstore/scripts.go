@@ -398,13 +398,19 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 'OK'
 `)
 
-// deleteScript deletes a record while the caller's lease holds.
+// deleteScript deletes a record, while the caller's lease holds if it has
+// one, and answers {'OK', owner} (the record's owner, '' for none) or
+// {'LOCKLOST', ''}.
 //
-//	KEYS[1] record, KEYS[2] lock; ARGV[1] token
+//	KEYS[1] record, KEYS[2] lock with a lease; ARGV[1] token or ''
 var deleteScript = redis.NewScript(common + `
-if not locked() then return 'LOCKLOST' end
+if not locked() then return {'LOCKLOST', ''} end
+local owner = ''
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  owner = redis.call('HGET', KEYS[1], 'owner') or ''
+end
 redis.call('DEL', KEYS[1])
-return 'OK'
+return {'OK', owner}
 `)
 
 // indexScript lists a record (ARGV[3]) in an owner's index (KEYS[1])

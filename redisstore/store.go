@@ -703,18 +703,21 @@ func (s *Store) delete(ctx context.Context, key, token string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redisstore: delete: %w", err)
 	}
-	if token == "" {
-		if err := s.c.Del(ctx, s.recordKey(key)).Err(); err != nil {
-			return callErr(ctx, "delete", err)
-		}
-		return nil
-	}
-	res, err := deleteScript.Run(ctx, s.c, s.writeKeys(key, token), token).Text()
+	res, err := deleteScript.Run(ctx, s.c, s.writeKeys(key, token), token).StringSlice()
 	switch {
 	case err != nil:
 		return callErr(ctx, "delete", err)
-	case res == "LOCKLOST":
+	case len(res) != 2:
+		return fmt.Errorf("redisstore: delete: unexpected answer %q", res)
+	case res[0] == "LOCKLOST":
 		return fmt.Errorf("redisstore: delete: %w", session.ErrLockLost)
+	}
+	if owner := res[1]; owner != "" {
+		// The record is gone: its entry in the owner's index goes too,
+		// so that logins and logouts in a loop do not grow the index
+		// until the entries' scores pass. If this fails, that is what
+		// removes the entry; the delete itself is done.
+		_ = s.c.ZRem(ctx, s.ownerKey(owner), key).Err()
 	}
 	return nil
 }
