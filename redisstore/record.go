@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/seed013449c2/session"
+	"github.com/seed013449c2/session/internal/jsonobj"
 )
 
 // valuePrefix starts the hash field of every value; the metadata fields
@@ -61,42 +61,11 @@ func endScore(rec *session.Record) int64 {
 
 // weight is what the value under key adds to the values encoded as one
 // JSON object besides the value's own bytes: the key quoted as
-// encoding/json quotes it, a colon and a comma. An object of values v
-// encodes to 1 + sum(weight(k) + len(v)) bytes (2 when empty), exactly
-// as the session package measures it for Change.MaxSize.
+// encoding/json quotes it, a colon and a comma (jsonobj.EntrySize of an
+// empty value), exactly as the session package measures it for
+// Change.MaxSize.
 func weight(key string) int {
-	return quotedLen(key) + 2
-}
-
-// quotedLen returns len(json.Marshal(s)) without building it.
-func quotedLen(s string) int {
-	n := 2
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
-				n += 2
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				n += 6 // \u00XX
-			default:
-				n++
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			n += 6 // \ufffd
-		case r == '\u2028' || r == '\u2029':
-			n += 6
-		default:
-			n += size
-		}
-		i += size
-	}
-	return n
+	return jsonobj.EntrySize(key, nil)
 }
 
 // isNull reports whether raw is absent or JSON null: no value, as the

@@ -399,10 +399,10 @@ return 'OK'
 `)
 
 // deleteScript deletes a record, while the caller's lease holds if it has
-// one, and answers {'OK', owner} (the record's owner, '' for none) or
-// {'LOCKLOST', ''}.
+// one, and answers "OK" and the record's owner (empty for none), or
+// "LOCKLOST".
 //
-//	KEYS[1] record, KEYS[2] lock with a lease; ARGV[1] token or ''
+//	KEYS[1] record, KEYS[2] lock with a lease; ARGV[1] token, or empty
 var deleteScript = redis.NewScript(common + `
 if not locked() then return {'LOCKLOST', ''} end
 local owner = ''

@@ -90,9 +90,9 @@ func TestAddMatchesApply(t *testing.T) {
 	}
 }
 
-// TestQuotedLen checks quotedLen against encoding/json on keys that need
+// TestWeight checks weight against encoding/json on keys that need
 // every kind of escape.
-func TestQuotedLen(t *testing.T) {
+func TestWeight(t *testing.T) {
 	t.Parallel()
 	keys := []string{"", "a", "count", `"`, `\`, "<a&b>", "\b\f\n\r\t", "\x00\x01\x1f\x7f", "é ✓", "\u2028\u2029",
 		"\xff", "a\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe0\x80\xaf", "😀", "\xf0\x9f\x98", "plain-key_1.2"}
@@ -106,8 +106,8 @@ func TestQuotedLen(t *testing.T) {
 	}
 	for _, k := range keys {
 		q, _ := json.Marshal(k)
-		if got := quotedLen(k); got != len(q) {
-			t.Errorf("quotedLen(%q) = %d, json.Marshal gives %d bytes: %s", k, got, len(q), q)
+		if got := weight(k); got != len(q)+2 {
+			t.Errorf("weight(%q) = %d, json.Marshal gives %d bytes (+2 for the colon and comma): %s", k, got, len(q), q)
 		}
 	}
 }
