@@ -211,20 +211,14 @@ func (t *Table) TxQueryRow(ctx context.Context, tx *sql.Tx, query string, args [
 	})
 }
 
-// TxInsert is Insert inside a transaction: the INSERT of a new row under
-// key, and only when the key is taken (a duplicate-key error, which undoes
-// that statement alone), the removal of an expired row there and the
-// INSERT once more. Deleting first would send one statement more each time
-// and, under REPEATABLE READ, take a gap lock on which two concurrent
-// inserts into the same gap deadlock.
+// TxInsert is Insert inside a transaction (see insertFresh). After a
+// duplicate key InnoDB holds a shared lock on the existing row, which the
+// DELETE must upgrade: two renames onto the same expired key can deadlock
+// there, which the transaction's retry covers (keys are random: rare).
 func (t *Table) TxInsert(ctx context.Context, tx *sql.Tx, key string, now any, insert, deleteExpiredKey string, args ...any) error {
-	_, err := t.TxExec(ctx, tx, insert, args...)
-	if !isMySQLError(err, errDupEntry) {
-		return err
+	exec := func(ctx context.Context, q string, args ...any) (sql.Result, error) {
+		return t.TxExec(ctx, tx, q, args...)
 	}
-	if _, err := t.TxExec(ctx, tx, deleteExpiredKey, key, now); err != nil {
-		return err
-	}
-	_, err = t.TxExec(ctx, tx, insert, args...)
+	_, err := insertFresh(ctx, exec, key, now, insert, deleteExpiredKey, args)
 	return err
 }
