@@ -79,7 +79,7 @@ func run(c config) error {
 	log.Printf("counter (%s) listening on http://%s", mode, ln.Addr())
 	// http.Serve has no timeouts: a client that sends nothing would hold
 	// its connection forever.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	err = srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
