@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // The owner index lets DeleteOwner, Devices and DeleteDevice (devices.go)
@@ -59,22 +57,21 @@ func (s *Store) DeleteOwner(ctx context.Context, owner, exceptKey string) (int, 
 	if owner == "" {
 		return 0, nil
 	}
-	idx := s.ownerKey(owner)
-	now := micros(time.Now())
-	keys, err := s.c.ZRangeByScore(ctx, idx, &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
+	now := time.Now().UnixMicro()
+	entries, err := s.indexed(ctx, owner, now)
 	if err != nil {
 		return 0, callErr(ctx, "delete owner", err)
 	}
 	var targets []string
-	for _, k := range keys {
-		if k != exceptKey {
+	for _, z := range entries {
+		if k, _ := z.Member.(string); k != exceptKey {
 			targets = append(targets, k)
 		}
 	}
 	if len(targets) == 0 {
 		return 0, nil
 	}
-	n, err := s.deleteEach(ctx, owner, targets, deleteOwnedScript, owner, now, "")
+	n, err := s.deleteEach(ctx, owner, targets, deleteOwnedScript, owner, strconv.FormatInt(now, 10), "")
 	if err != nil {
 		return n, callErr(ctx, "delete owner", err)
 	}
